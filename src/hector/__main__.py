@@ -1,0 +1,3 @@
+from hector.cli import run
+
+run()

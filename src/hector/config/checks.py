@@ -1,0 +1,96 @@
+"""Cross-reference checks that a single section cannot make on its own."""
+
+from __future__ import annotations
+
+from hector.config.schema import Config
+
+BUILTIN_TOOLS = (
+    "execute_command",
+    "read_file",
+    "write_file",
+    "search_replace",
+    "apply_patch",
+    "grep_search",
+    "web_request",
+    "todo_write",
+    "search",
+    "agent_call",
+)
+
+
+def _missing(kind: str, owner: str, name: str, available: list[str]) -> str:
+    return f"{owner}: {kind} {name!r} not found (available: {sorted(available)})"
+
+
+def check_config(cfg: Config) -> tuple[list[str], list[str]]:
+    """Return ``(errors, warnings)`` for references and combinations across sections."""
+    errors: list[str] = []
+    warnings: list[str] = []
+    llms = list(cfg.llms)
+    d = cfg.defaults
+    for kind, name, pool in (
+        ("llm", d.llm, cfg.llms),
+        ("embedder", d.embedder, cfg.embedders),
+        ("vector_store", d.vector_store, cfg.vector_stores),
+        ("session_store", d.session_store, cfg.session_stores),
+    ):
+        if name is not None and name not in pool:
+            errors.append(_missing(kind, "defaults", name, list(pool)))
+
+    for agent_id, agent in cfg.agents.items():
+        owner = f"agent {agent_id!r}"
+        if agent.type == "a2a":
+            if not agent.url:
+                errors.append(f"{owner}: url is required for external A2A agents (type=a2a)")
+            if agent.llm:
+                errors.append(f"{owner}: llm should not be specified for external A2A agents (type=a2a)")
+            continue
+        if agent.llm is not None and agent.llm not in cfg.llms:
+            errors.append(_missing("llm", owner, agent.llm, llms))
+        if agent.session_store is not None and agent.session_store not in cfg.session_stores:
+            errors.append(_missing("session_store", owner, agent.session_store, list(cfg.session_stores)))
+        for tool in agent.tools or []:
+            if tool not in cfg.tools and tool not in BUILTIN_TOOLS:
+                errors.append(_missing("tool", owner, tool, [*cfg.tools, *BUILTIN_TOOLS]))
+        for sub in agent.sub_agents or []:
+            if sub not in cfg.agents:
+                errors.append(_missing("sub-agent", owner, sub, list(cfg.agents)))
+            elif sub == agent_id:
+                errors.append(f"{owner}: an agent cannot be its own sub-agent")
+        for store in agent.document_stores or []:
+            if store not in cfg.document_stores:
+                warnings.append(
+                    f"{owner}: document store {store!r} is not declared under document_stores; "
+                    "the agent will search nothing from it until it is"
+                )
+
+    for store_id, store in cfg.document_stores.items():
+        owner = f"document store {store_id!r}"
+        if store.vector_store is not None and store.vector_store not in cfg.vector_stores:
+            errors.append(_missing("vector_store", owner, store.vector_store, list(cfg.vector_stores)))
+        if store.embedder is not None and store.embedder not in cfg.embedders:
+            errors.append(_missing("embedder", owner, store.embedder, list(cfg.embedders)))
+
+    auth = cfg.server.auth
+    if auth.enabled:
+        jwt = {"jwks_url": auth.jwks_url, "issuer": auth.issuer, "audience": auth.audience}
+        given = [k for k, v in jwt.items() if v]
+        missing = [k for k, v in jwt.items() if not v]
+        if given and missing:
+            if auth.api_keys:
+                warnings.append(
+                    f"server.auth: JWT settings are incomplete (missing {', '.join(missing)}); "
+                    "JWTs are checked for signature and expiry only. Set all of jwks_url, issuer "
+                    "and audience to verify who issued a token and for whom"
+                )
+            else:
+                errors.append(
+                    f"server.auth: incomplete JWT configuration, missing {', '.join(missing)} "
+                    "(jwks_url, issuer and audience are all required when auth is enabled)"
+                )
+        if not given and not auth.api_keys:
+            warnings.append(
+                "server.auth: enabled, but neither jwks_url/issuer/audience nor api_keys are set; "
+                "every request to a protected path will be refused with 401"
+            )
+    return errors, warnings

@@ -1,0 +1,63 @@
+"""``${VAR}`` / ``${VAR:-default}`` expansion and ``.env`` loading.
+
+Expansion runs on the string leaves of the parsed YAML, so a value can never inject YAML
+structure, and it is applied to configuration only: request data is never expanded.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from dotenv import load_dotenv
+
+from hector.errors import EnvVarError
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def load_env_files(directory: Path | None = None) -> list[Path]:
+    """Load ``.env.local`` then ``.env`` from *directory* (default: the working directory).
+
+    Variables already set in the environment win, so a deployment can always override a file.
+    """
+    base = directory or Path.cwd()
+    loaded = []
+    for name in (".env.local", ".env"):
+        path = base / name
+        if path.is_file():
+            load_dotenv(path, override=False)
+            loaded.append(path)
+    return loaded
+
+
+def expand_string(value: str, where: str, environ: Mapping[str, str] | None = None) -> str:
+    env = os.environ if environ is None else environ
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        found = env.get(name)
+        if found:
+            return found
+        if default is not None:
+            return default
+        raise EnvVarError(
+            f"{where}: environment variable {name!r} is not set; "
+            f"export it (or add it to .env), or write ${{{name}:-default}} to give a default"
+        )
+
+    return _VAR.sub(replace, value)
+
+
+def expand_tree(node: Any, where: str = "", environ: Mapping[str, str] | None = None) -> Any:
+    """Return a copy of *node* with every string leaf expanded; *where* is the key path."""
+    if isinstance(node, str):
+        return expand_string(node, where or "<root>", environ)
+    if isinstance(node, dict):
+        return {k: expand_tree(v, f"{where}.{k}" if where else str(k), environ) for k, v in node.items()}
+    if isinstance(node, list):
+        return [expand_tree(v, f"{where}[{i}]", environ) for i, v in enumerate(node)]
+    return node

@@ -1,0 +1,211 @@
+"""Turns a validated ``Config`` into live objects: models, stores and agents.
+
+``Runtime`` owns every connection pool; ``async with`` opens (and migrates) the databases and
+closes everything on the way out.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from a2a.server.context import ServerCallContext
+from a2a.server.tasks import DatabaseTaskStore, InMemoryTaskStore, TaskStore
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hector.agent import Agent
+from hector.agent.memory import BufferWindowMemory, SummaryBufferMemory, WorkingMemory
+from hector.config.schema import AgentConfig, Config, LLMConfig, SessionStoreConfig
+from hector.errors import ConfigError
+from hector.providers import Model, ModelSettings, build_model
+from hector.stores.db import create_engine, migrate, sqlite_url
+from hector.stores.sessions import MemorySessionStore, SessionStore, SQLSessionStore
+from hector.tools import Tool
+
+log = logging.getLogger("hector.runtime")
+
+DEFAULT_STORE = "default"
+
+
+@dataclass
+class AgentEntry:
+    agent: Agent
+    config: AgentConfig
+    task_store: TaskStore
+
+
+@dataclass
+class Runtime:
+    config: Config
+    agents: dict[str, AgentEntry]
+    engines: dict[str, AsyncEngine] = field(default_factory=dict)
+    models: dict[str, Model] = field(default_factory=dict)
+    task_stores: list[TaskStore] = field(default_factory=list)
+
+    async def __aenter__(self) -> Runtime:
+        for engine in self.engines.values():
+            await migrate(engine)
+        for store in self.task_stores:
+            if isinstance(store, DatabaseTaskStore):
+                await store.initialize()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for model in self.models.values():
+            await model.aclose()
+        for engine in self.engines.values():
+            await engine.dispose()
+
+    async def check_ready(self) -> list[str]:
+        """Problems that make the server unable to serve (empty when ready)."""
+        problems = []
+        for url, engine in self.engines.items():
+            try:
+                async with engine.connect() as conn:
+                    await conn.exec_driver_sql("SELECT 1")
+            except Exception as exc:
+                problems.append(f"database {url}: {type(exc).__name__}")
+        return problems
+
+
+def _owner_resolver(agent_id: str):  # type: ignore[no-untyped-def]  # returns the SDK's OwnerResolver
+    def resolve(context: ServerCallContext) -> str:
+        # Tasks are scoped to (agent, user): a task id from one agent, or one user, is not found
+        # through another.
+        user = context.user
+        name = user.user_name if user.is_authenticated else ""
+        return f"{agent_id}/{name or 'anonymous'}"
+
+    return resolve
+
+
+def _instruction(cfg: AgentConfig) -> str | None:
+    if cfg.instruction:
+        return cfg.instruction
+    if cfg.prompt.system_prompt:
+        return cfg.prompt.system_prompt
+    slots = cfg.prompt.prompt_slots
+    text = "\n\n".join(s for s in (slots.system_role, slots.instructions, slots.user_guidance) if s)
+    return text or None
+
+
+def _llm_name(agent_id: str, cfg: AgentConfig, config: Config) -> str:
+    name = cfg.llm or config.defaults.llm
+    if name:
+        return name
+    if len(config.llms) == 1:
+        return next(iter(config.llms))
+    if not config.llms:
+        return DEFAULT_STORE
+    raise ConfigError(
+        f"agent {agent_id!r} has no llm and several are declared ({sorted(config.llms)}); "
+        f"set agents.{agent_id}.llm or defaults.llm"
+    )
+
+
+class _Builder:
+    def __init__(self, config: Config, base_dir: Path, tools: dict[str, Tool]) -> None:
+        self.config = config
+        self.base_dir = base_dir
+        self.tools = tools
+        self.engines: dict[str, AsyncEngine] = {}
+        self.models: dict[str, Model] = {}
+        self.sessions: dict[str, SessionStore] = {}
+        self.task_stores: list[TaskStore] = []
+
+    def model(self, name: str) -> Model:
+        if name not in self.models:
+            cfg = self.config.llms.get(name, LLMConfig())
+            self.models[name] = build_model(name, cfg)
+        return self.models[name]
+
+    def store_config(self, cfg: AgentConfig) -> tuple[str, SessionStoreConfig]:
+        name = cfg.session_store or self.config.defaults.session_store
+        if name:
+            return name, self.config.session_stores[name]
+        if len(self.config.session_stores) == 1:
+            return next(iter(self.config.session_stores.items()))
+        return DEFAULT_STORE, SessionStoreConfig()
+
+    def engine(self, store: SessionStoreConfig) -> AsyncEngine:
+        url = store.url.get_secret_value() if store.url else None
+        if not url:
+            data_dir = Path(self.config.server.data_dir)
+            url = sqlite_url(data_dir if data_dir.is_absolute() else self.base_dir / data_dir)
+        if url not in self.engines:
+            self.engines[url] = create_engine(url)
+        return self.engines[url]
+
+    def stores(self, agent_id: str, cfg: AgentConfig) -> tuple[SessionStore, TaskStore]:
+        name, store = self.store_config(cfg)
+        task_store: TaskStore
+        if store.backend == "memory":
+            session_store = self.sessions.setdefault(name, MemorySessionStore())
+            task_store = InMemoryTaskStore(owner_resolver=_owner_resolver(agent_id))
+        else:
+            engine = self.engine(store)
+            session_store = self.sessions.setdefault(name, SQLSessionStore(engine))
+            task_store = DatabaseTaskStore(engine, owner_resolver=_owner_resolver(agent_id))
+        self.task_stores.append(task_store)
+        return session_store, task_store
+
+    def memory(self, cfg: AgentConfig, model: Model) -> WorkingMemory:
+        m = cfg.memory
+        if m.strategy == "summary_buffer":
+            return SummaryBufferMemory(model, m.budget, m.threshold, m.target)
+        return BufferWindowMemory(m.window_size)
+
+    def agent_tools(self, agent_id: str, cfg: AgentConfig) -> list[Tool]:
+        names = cfg.tools or []
+        missing = [n for n in names if n not in self.tools]
+        if missing:
+            raise ConfigError(
+                f"agent {agent_id!r}: tool(s) {missing} cannot run in this version of Hector yet; "
+                "remove them from the agent's tools list"
+            )
+        return [self.tools[n] for n in names]
+
+    def agent(self, agent_id: str, cfg: AgentConfig) -> AgentEntry:
+        if cfg.type == "a2a":
+            raise ConfigError(
+                f"agent {agent_id!r}: external A2A agents (type: a2a) are not supported in this version yet"
+            )
+        llm_name = _llm_name(agent_id, cfg, self.config)
+        model = self.model(llm_name)
+        llm_cfg = self.config.llms.get(llm_name, LLMConfig())
+        settings = ModelSettings()
+        if llm_cfg.temperature is not None:
+            settings["temperature"] = llm_cfg.temperature
+        if llm_cfg.max_tokens is not None:
+            settings["max_tokens"] = llm_cfg.max_tokens
+        if cfg.structured_output is not None:
+            settings["output_schema"] = cfg.structured_output.schema_
+            settings["output_schema_name"] = cfg.structured_output.name
+        sessions, task_store = self.stores(agent_id, cfg)
+        agent = Agent(
+            id=agent_id,
+            name=cfg.name or agent_id,
+            description=cfg.description or "",
+            model=model,
+            sessions=sessions,
+            memory=self.memory(cfg, model),
+            instruction=_instruction(cfg),
+            tools=self.agent_tools(agent_id, cfg),
+            settings=settings,
+            max_iterations=cfg.reasoning.max_iterations,
+            streaming=cfg.reasoning.enable_streaming,
+            visibility=cfg.visibility,
+        )
+        return AgentEntry(agent, cfg, task_store)
+
+
+def build_runtime(config: Config, base_dir: Path | None = None, tools: dict[str, Tool] | None = None) -> Runtime:
+    """Build every agent of *config*; relative paths resolve against *base_dir* (default: cwd)."""
+    builder = _Builder(config, base_dir or Path.cwd(), tools or {})
+    agent_configs = dict(config.agents) or {"assistant": AgentConfig()}
+    agents = {agent_id: builder.agent(agent_id, cfg) for agent_id, cfg in agent_configs.items()}
+    return Runtime(config, agents, builder.engines, builder.models, builder.task_stores)

@@ -1,0 +1,105 @@
+"""Database engines and Hector's own schema migrations.
+
+The A2A task table is created by a2a-sdk's ``DatabaseTaskStore``; Hector's tables (sessions and
+their messages) are created by the numbered migrations below, recorded in ``hector_schema``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+metadata = sa.MetaData()
+
+sessions = sa.Table(
+    "hector_sessions",
+    metadata,
+    sa.Column("agent_id", sa.String(200), primary_key=True),
+    sa.Column("context_id", sa.String(200), primary_key=True),
+    sa.Column("owner", sa.String(300), nullable=False),
+    sa.Column("summary", sa.Text, nullable=True),
+    sa.Column("summarized_upto", sa.Integer, nullable=False, default=0),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+session_messages = sa.Table(
+    "hector_session_messages",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("agent_id", sa.String(200), nullable=False),
+    sa.Column("context_id", sa.String(200), nullable=False),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("task_id", sa.String(200), nullable=True),
+    sa.Column("message", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("agent_id", "context_id", "seq", name="uq_session_message_seq"),
+)
+
+schema_version = sa.Table(
+    "hector_schema",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def _v1_sessions(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[sessions, session_messages])
+
+
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1_sessions)]
+
+
+def _migrate(conn: Connection) -> None:
+    schema_version.create(conn, checkfirst=True)
+    done = set(conn.execute(sa.select(schema_version.c.version)).scalars())
+    for version, step in MIGRATIONS:
+        if version not in done:
+            step(conn)
+            conn.execute(schema_version.insert().values(version=version, applied_at=sa.func.now()))
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Apply pending migrations in one transaction."""
+    async with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # Two replicas starting together must not both run the same migration.
+            await conn.execute(sa.text("SELECT pg_advisory_xact_lock(724210391)"))
+        await conn.run_sync(_migrate)
+
+
+def sqlite_url(data_dir: str | Path) -> str:
+    path = Path(data_dir).expanduser().resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return f"sqlite+aiosqlite:///{path / 'hector.db'}"
+
+
+def create_engine(url: str) -> AsyncEngine:
+    engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]  # DBAPI callback
+            cursor = dbapi_conn.cursor()
+            # WAL lets readers work while a task is being written; busy_timeout rides out the
+            # short write locks of concurrent requests instead of failing them.
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+    return engine
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, for logs and errors."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "<invalid database URL>"
