@@ -40,7 +40,9 @@ def resolve_api_key(name: str, cfg: LLMConfig) -> str | None:
     value = os.environ.get(env) if env else None
     if not value and cfg.type == "gemini":
         value = os.environ.get("GOOGLE_API_KEY")
-    if not value and env:
+    # A self-hosted OpenAI-compatible server (vLLM, LM Studio, ...) usually needs no key.
+    keyless_ok = cfg.type == "openai" and bool(cfg.host)
+    if not value and env and not keyless_ok:
         raise ConfigError(
             f"llm {name!r} ({cfg.type}) has no API key: set api_key: ${{{env}}} in the config and "
             f"export {env}, or use `type: test` to run without a provider"

@@ -1,0 +1,278 @@
+"""The `hector` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+import yaml
+from rich.console import Console
+
+from hector import __version__
+from hector.cli import remote
+from hector.cli.render import STATE_NAMES, Printer
+from hector.cli.zeroconfig import zero_config
+from hector.config import LoadedConfig, load_config, load_env_files, parse_config
+from hector.errors import AgentNotFoundError, ConfigError, HectorError
+
+app = typer.Typer(
+    name="hector",
+    help="Declare AI agents in YAML and serve them over A2A.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+task_app = typer.Typer(help="Inspect and cancel tasks.", no_args_is_help=True)
+app.add_typer(task_app, name="task")
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file.")]
+UrlOpt = Annotated[str | None, typer.Option("--url", envvar="HECTOR_URL", help="A2A server URL.")]
+TokenOpt = Annotated[str | None, typer.Option("--token", envvar="HECTOR_TOKEN", help="Bearer token or API key.")]
+AgentOpt = Annotated[str | None, typer.Option("--agent", "-a", help="Agent name on the server.")]
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+@app.command()
+def version() -> None:
+    """Print Hector's version."""
+    out.print(f"Hector version {__version__}")
+
+
+@app.command()
+def validate(
+    config: Annotated[Path, typer.Argument(help="YAML configuration file.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="compact | verbose | json")] = "compact",
+    print_config: Annotated[bool, typer.Option("--print-config", "-p", help="Print the expanded config.")] = False,
+) -> None:
+    """Check a configuration file; exit 0 when valid, 1 when not."""
+    if fmt not in ("compact", "verbose", "json"):
+        raise typer.BadParameter("must be compact, verbose or json", param_hint="--format")
+    try:
+        loaded = load_config(config)
+    except ConfigError as exc:
+        if fmt == "json":
+            out.print_json(json.dumps({"valid": False, "file": str(config), "errors": [{"message": exc.message}]}))
+        else:
+            err.print(exc.message, markup=False)
+        raise typer.Exit(1) from None
+    if fmt == "json":
+        result: dict[str, object] = {"valid": True, "file": str(config), "errors": [], "warnings": loaded.warnings}
+        if print_config:
+            result["config"] = loaded.config.model_dump(mode="json", by_alias=True)
+        out.print_json(json.dumps(result))
+        return
+    for warning in loaded.warnings:
+        err.print(f"warning: {warning}", markup=False)
+    if fmt == "verbose":
+        cfg = loaded.config
+        out.print(f"{config}: valid ({len(cfg.agents)} agents, {len(cfg.llms)} llms, {len(cfg.tools)} tools)")
+    else:
+        out.print(f"{config}: valid", markup=False)
+    if print_config:
+        dumped = yaml.safe_dump(loaded.config.model_dump(mode="json", by_alias=True), sort_keys=False)
+        out.print(f"# Expanded configuration of {config}\n# Secrets are shown as **********\n{dumped}", markup=False)
+
+
+def _load(config: Path | None, **flags: str | list[str] | None) -> tuple[LoadedConfig, Path]:
+    if config is not None:
+        given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v]
+        if given:
+            raise ConfigError(f"--config cannot be combined with zero-config flags: {', '.join(given)}")
+        return load_config(config), config.resolve().parent
+    return parse_config(zero_config(**flags), "<zero-config>"), Path.cwd()  # type: ignore[arg-type]
+
+
+@app.command()
+def serve(
+    agent: Annotated[str, typer.Argument(help="Name of the zero-config agent.")] = "assistant",
+    config: ConfigOpt = None,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default: server.host).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: server.port, 8080).")] = None,
+    provider: Annotated[str | None, typer.Option(help="openai | anthropic | gemini | ollama | test")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name.")] = None,
+    api_key: Annotated[str | None, typer.Option(help="Provider API key (prefer the env var).")] = None,
+    base_url: Annotated[str | None, typer.Option(help="Provider base URL.")] = None,
+    instruction: Annotated[str | None, typer.Option(help="The agent's instruction.")] = None,
+    tools: Annotated[str | None, typer.Option(help="Comma-separated tool names.")] = None,
+    log_level: Annotated[str | None, typer.Option(envvar="LOG_LEVEL", help="debug | info | warn | error")] = None,
+    log_format: Annotated[str | None, typer.Option(envvar="LOG_FORMAT", help="text | json")] = None,
+) -> None:
+    """Serve the configured agents over A2A (JSON-RPC, HTTP+JSON, SSE)."""
+    from hector.cli.serve import serve as run_server
+
+    tool_list = [t.strip() for t in tools.split(",") if t.strip()] if tools else None
+    loaded, base_dir = _load(config, provider=provider, model=model, api_key=api_key, base_url=base_url,
+                             instruction=instruction, tools=tool_list)
+    if config is None and agent != "assistant":
+        loaded = parse_config(
+            zero_config(agent=agent, provider=provider, model=model, api_key=api_key, base_url=base_url,
+                        instruction=instruction, tools=tool_list),
+            "<zero-config>",
+        )
+    run_server(loaded, host, port, base_dir, log_level, log_format)
+
+
+async def _call_local(config: Path, agent: str | None, message: str, session: str, printer: Printer) -> None:
+    from hector.runtime import build_runtime
+
+    loaded = load_config(config)
+    runtime = build_runtime(loaded.config, config.resolve().parent)
+    if agent is None:
+        if len(runtime.agents) != 1:
+            raise AgentNotFoundError(f"--agent is required: this config has agents {sorted(runtime.agents)}")
+        agent = next(iter(runtime.agents))
+    if agent not in runtime.agents:
+        raise AgentNotFoundError(f"agent {agent!r} not found (available: {sorted(runtime.agents)})")
+    async with runtime:
+        async for event in runtime.agents[agent].agent.run_stream(message, context_id=session, user="cli"):
+            printer.local(event)
+
+
+async def _call(target: remote.Target | None, config: Path | None, agent: str | None, message: str,
+                session: str, stream: bool, printer: Printer) -> None:
+    if target is None:
+        assert config is not None
+        await _call_local(config, agent, message, session, printer)
+        return
+    async for event in remote.send(target, message, session, stream):
+        printer.remote(event)
+
+
+def _target(url: str | None, config: Path | None, agent: str | None, token: str | None) -> remote.Target | None:
+    if url is None and config is not None:
+        return None
+    return remote.Target(url or DEFAULT_URL, agent, token)
+
+
+@app.command()
+def call(
+    message: Annotated[str, typer.Argument(help="The message to send.")],
+    agent: AgentOpt = None,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    session: Annotated[str | None, typer.Option(envvar="HECTOR_SESSION", help="Conversation id (contextId).")] = None,
+    stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Stream the answer.")] = True,
+    config: ConfigOpt = None,
+    show_tools: Annotated[bool, typer.Option("--show-tools/--no-show-tools")] = True,
+) -> None:
+    """Send one message to an agent (on a server, or in-process with --config) and print the answer."""
+    printer = Printer(show_tools)
+    target = _target(url, config, agent, token)
+    asyncio.run(_call(target, config, agent, message, session or f"cli-call-{int(time.time())}", stream, printer))
+    printer.end()
+    if not printer.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def chat(
+    agent: AgentOpt = None,
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    session: Annotated[str | None, typer.Option(envvar="HECTOR_SESSION", help="Resume this conversation.")] = None,
+    stream: Annotated[bool, typer.Option("--stream/--no-stream")] = True,
+    config: ConfigOpt = None,
+) -> None:
+    """Talk with an agent; `exit`, `/quit` or Ctrl-D ends. The session id is printed to resume later."""
+    session = session or f"cli-chat-{int(time.time())}"
+    target = _target(url, config, agent, token)
+    err.print(f"[dim]session {session} — resume with --session {session}; type /exit to quit[/dim]")
+    while True:
+        try:
+            line = input("you> ")
+        except (EOFError, KeyboardInterrupt):
+            err.print()
+            return
+        if line.strip() in ("exit", "/exit", "/quit", "quit"):
+            return
+        if not line.strip():
+            continue
+        printer = Printer()
+        try:
+            asyncio.run(_call(target, config, agent, line, session, stream, printer))
+        except HectorError as exc:
+            err.print(f"[red]error:[/red] {exc.message}")
+        printer.end()
+
+
+@app.command("list")
+def list_agents(url: UrlOpt = None, token: TokenOpt = None) -> None:
+    """List the agents a server exposes to you."""
+    cards = asyncio.run(remote.list_agents(remote.Target(url or DEFAULT_URL, None, token)))
+    for card in cards:
+        interfaces = card.get("supportedInterfaces") or [{"url": card.get("url", "")}]
+        out.print(f"[bold]{card.get('name')}[/bold]  {card.get('description', '')}\n  {interfaces[0].get('url')}")
+
+
+@app.command()
+def info(agent: Annotated[str, typer.Argument()], url: UrlOpt = None, token: TokenOpt = None) -> None:
+    """Print an agent's card."""
+    out.print_json(json.dumps(asyncio.run(remote.get_card(remote.Target(url or DEFAULT_URL, agent, token)))))
+
+
+def _print_task(task: object) -> None:
+    from google.protobuf.json_format import MessageToDict
+    from google.protobuf.message import Message as Proto
+
+    assert isinstance(task, Proto)
+    out.print_json(json.dumps(MessageToDict(task)))
+
+
+@task_app.command("get")
+def task_get(agent: Annotated[str, typer.Argument()], task_id: Annotated[str, typer.Argument()],
+             url: UrlOpt = None, token: TokenOpt = None,
+             history_length: Annotated[int | None, typer.Option()] = None) -> None:
+    """Show a task: status, artifacts and history."""
+    task = asyncio.run(remote.get_task(remote.Target(url or DEFAULT_URL, agent, token), task_id, history_length))
+    err.print(f"task {task.id}: {STATE_NAMES.get(task.status.state, '?')}")
+    _print_task(task)
+
+
+@task_app.command("list")
+def task_list(agent: Annotated[str, typer.Argument()], url: UrlOpt = None, token: TokenOpt = None,
+              session: Annotated[str | None, typer.Option(help="Only this contextId.")] = None,
+              page_size: Annotated[int, typer.Option(min=1, max=100)] = 50) -> None:
+    """List your tasks with an agent."""
+    response = asyncio.run(remote.list_tasks(remote.Target(url or DEFAULT_URL, agent, token), session, page_size))
+    for task in response.tasks:
+        out.print(f"{task.id}  {STATE_NAMES.get(task.status.state, '?'):<15} {task.context_id}")
+
+
+@task_app.command("cancel")
+def task_cancel(agent: Annotated[str, typer.Argument()], task_id: Annotated[str, typer.Argument()],
+                url: UrlOpt = None, token: TokenOpt = None) -> None:
+    """Cancel a running task."""
+    task = asyncio.run(remote.cancel_task(remote.Target(url or DEFAULT_URL, agent, token), task_id))
+    out.print(f"task {task.id}: {STATE_NAMES.get(task.status.state, '?')}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code instead of exiting (for tests)."""
+    load_env_files()
+    try:
+        app(args=list(argv) if argv is not None else None, prog_name="hector", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err.print("interrupted")
+        return 130
+    except HectorError as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        return 1
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

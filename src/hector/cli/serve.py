@@ -1,0 +1,74 @@
+"""`hector serve`: load the configuration, build the runtime and run the HTTP server."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import uvicorn
+from rich.console import Console
+
+from hector.config import Config, LoadedConfig
+from hector.errors import ConfigError
+from hector.logsetup import setup_logging
+from hector.runtime import build_runtime
+from hector.server.app import create_app
+
+log = logging.getLogger("hector.server")
+
+
+def _refuse_unbuilt(cfg: Config) -> None:
+    # Serving with a security setting that is accepted but not enforced would be worse than
+    # refusing to start: the operator would believe the agents are protected.
+    if cfg.server.auth.enabled:
+        raise ConfigError(
+            "server.auth is enabled, but this build of Hector does not enforce authentication yet; "
+            "refusing to serve unprotected agents. Remove server.auth.enabled or use a build with auth support"
+        )
+    if cfg.server.rate_limiting.enabled:
+        raise ConfigError(
+            "server.rate_limiting is enabled, but this build of Hector does not enforce it yet; "
+            "remove server.rate_limiting.enabled to serve without rate limits"
+        )
+
+
+def announce(loaded: LoadedConfig, console: Console, url: str) -> None:
+    cfg = loaded.config
+    for warning in loaded.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", markup=True)
+    for name, llm in cfg.llms.items():
+        if llm.type == "test":
+            console.print(
+                f"[bold yellow]⚠ llm {name!r} is the TEST model: it answers with canned text, not AI.[/bold yellow]\n"
+                f"  For a real model change its `type: test` to `type: openai` and export OPENAI_API_KEY.",
+                markup=True,
+            )
+    agents = ", ".join(cfg.agents) or "assistant"
+    console.print(f"Hector serving agents [bold]{agents}[/bold] at {url}", markup=True)
+    console.print(f"  discovery: {url}/agents   health: {url}/health", markup=False)
+
+
+def serve(loaded: LoadedConfig, host: str | None, port: int | None, base_dir: Path, log_level: str | None,
+          log_format: str | None) -> None:
+    cfg = loaded.config
+    _refuse_unbuilt(cfg)
+    setup_logging(log_level or cfg.logger.level, log_format or cfg.logger.format, cfg.logger.file)
+    runtime = build_runtime(cfg, base_dir)
+    app = create_app(runtime)
+    bind_host = host or cfg.server.host
+    bind_port = port or cfg.server.port
+    scheme = "https" if cfg.server.tls else "http"
+    announce(loaded, Console(stderr=True), f"{scheme}://{bind_host}:{bind_port}")
+    tls = cfg.server.tls
+    uvicorn.run(
+        app,
+        host=bind_host,
+        port=bind_port,
+        log_config=None,
+        access_log=False,
+        ssl_certfile=tls.cert_file if tls else None,
+        ssl_keyfile=tls.key_file if tls else None,
+        ssl_ca_certs=tls.client_ca_file if tls else None,
+        ssl_cert_reqs=2 if tls and tls.client_ca_file else 0,
+        timeout_graceful_shutdown=10,
+    )
