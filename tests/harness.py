@@ -1,0 +1,72 @@
+"""Run a real Hector server on a loopback port inside the test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import uvicorn
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from hector.config import parse_config
+from hector.runtime import build_runtime
+from hector.server.app import create_app
+from hector.tools import Tool
+
+POSTGRES_ADMIN_URL = os.environ.get("HECTOR_TEST_POSTGRES_URL", "postgresql+asyncpg://root@127.0.0.1:5432/test")
+
+
+@contextlib.asynccontextmanager
+async def serve_app(app: Any) -> AsyncIterator[str]:
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on", access_log=False)
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # re-raise the start-up failure
+            raise RuntimeError("server stopped during start-up")
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@contextlib.asynccontextmanager
+async def running_hector(
+    config: dict[str, Any], base_dir: Path, tools: dict[str, Tool] | None = None
+) -> AsyncIterator[str]:
+    """Validate *config*, build the runtime and serve it; yields the base URL."""
+    loaded = parse_config(config, "<test>")
+    app = create_app(build_runtime(loaded.config, base_dir, tools))
+    async with serve_app(app) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def fresh_postgres_database() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database for one test; dropped afterwards."""
+    name = f"hector_test_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except Exception:
+        await admin.dispose()
+        raise
+    url = sa.engine.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
