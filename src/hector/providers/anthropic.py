@@ -37,7 +37,12 @@ from hector.providers.openai import parse_arguments
 DEFAULT_MAX_TOKENS = 4096
 """The Messages API requires ``max_tokens``; this is used when the config sets none."""
 
-_STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "tool_use": "tool_calls", "max_tokens": "length"}
+_STOP_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "tool_use": "tool_calls",
+    "max_tokens": "length",
+}
 
 
 def structured_output_instructions(schema: dict[str, Any]) -> str:
@@ -155,7 +160,9 @@ class AnthropicModel(Model):
         system, conversation = to_anthropic(messages)
         if "output_schema" in settings:
             # Instructions rather than `output_config.format`, which not every Claude model takes.
-            system = "\n\n".join(p for p in (system, structured_output_instructions(settings["output_schema"])) if p)
+            system = "\n\n".join(
+                p for p in (system, structured_output_instructions(settings["output_schema"])) if p
+            )
         params: _Params = {
             "model": self.model_name,
             "max_tokens": settings.get("max_tokens", self._cfg.max_tokens) or DEFAULT_MAX_TOKENS,
@@ -178,7 +185,9 @@ class AnthropicModel(Model):
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], settings: ModelSettings
     ) -> ModelResponse:
         with self._mapped_errors():
-            message = await self._client.messages.create(**self._params(messages, tools, settings), stream=False)
+            message = await self._client.messages.create(
+                **self._params(messages, tools, settings), stream=False
+            )
         text: list[str] = []
         calls: list[ToolCall] = []
         for block in message.content:
@@ -195,7 +204,9 @@ class AnthropicModel(Model):
         usage = Usage()
         stop_reason: str | None = None
         with self._mapped_errors():
-            events = await self._client.messages.create(**self._params(messages, tools, settings), stream=True)
+            events = await self._client.messages.create(
+                **self._params(messages, tools, settings), stream=True
+            )
             async with events:
                 async for event in events:
                     if event.type == "message_start":
@@ -247,7 +258,9 @@ class AnthropicModel(Model):
         except anthropic.APIStatusError as exc:
             if exc.status_code < 400:
                 # An `error` event inside a stream that had started with 200 OK.
-                raise ProviderError(f"{self._where}: the response stream failed: {self._detail(exc)}") from exc
+                raise ProviderError(
+                    f"{self._where}: the response stream failed: {self._detail(exc)}"
+                ) from exc
             raise ProviderHTTPError(self._where, exc.status_code, self._detail(exc)) from exc
         except anthropic.APIConnectionError as exc:
             cause = exc.__cause__ or exc

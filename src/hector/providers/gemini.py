@@ -145,12 +145,16 @@ class GeminiModel(Model):
             signature = SKIP_SIGNATURE
         return types.Part(
             function_call=types.FunctionCall(
-                id=None if call.id.startswith(LOCAL_ID_PREFIX) else call.id, name=call.name, args=call.arguments
+                id=None if call.id.startswith(LOCAL_ID_PREFIX) else call.id,
+                name=call.name,
+                args=call.arguments,
             ),
             thought_signature=signature,
         )
 
-    def _config(self, system: str, tools: Sequence[ToolSpec], settings: ModelSettings) -> types.GenerateContentConfig:
+    def _config(
+        self, system: str, tools: Sequence[ToolSpec], settings: ModelSettings
+    ) -> types.GenerateContentConfig:
         config = types.GenerateContentConfig(
             system_instruction=system or None,
             temperature=settings.get("temperature", self._cfg.temperature),
@@ -211,7 +215,9 @@ class GeminiModel(Model):
             response = await call_with_retries(call, self._retry, _classify)
         text, calls = self._read(response)
         reason = response.candidates[0].finish_reason if response.candidates else None
-        return ModelResponse(text, tuple(calls), _usage(response.usage_metadata), _finish(reason, bool(calls)))
+        return ModelResponse(
+            text, tuple(calls), _usage(response.usage_metadata), _finish(reason, bool(calls))
+        )
 
     async def stream(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], settings: ModelSettings

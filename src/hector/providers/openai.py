@@ -173,7 +173,9 @@ class OpenAIModel(Model):
             return ModelResponse("", usage=usage)
         choice = completion.choices[0]
         calls = tuple(
-            ToolCall(call.id, call.function.name, parse_arguments(call.function.arguments, call.function.name))
+            ToolCall(
+                call.id, call.function.name, parse_arguments(call.function.arguments, call.function.name)
+            )
             for call in choice.message.tool_calls or ()
             if call.type == "function"
         )

@@ -7,10 +7,6 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 class BodySizeLimitMiddleware:
     def __init__(self, app: ASGIApp, max_body_size: int) -> None:
         self.app = app
@@ -29,36 +25,38 @@ class BodySizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                try:
-                    too_big = int(value) > self.max_body_size
-                except ValueError:
-                    too_big = True
-                if too_big:
-                    await self._reject(send)
-                    return
-        received = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_size:
-                    raise BodyTooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except BodyTooLarge:
-            # A chunked body without Content-Length: stop reading as soon as it passes the limit.
-            if not started:
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if length is not None:
+            # The server (h11/httptools) never delivers more bytes than Content-Length declares.
+            if not length.isdigit() or int(length) > self.max_body_size:
                 await self._reject(send)
+                return
+            await self.app(scope, receive, send)
+            return
+        # A chunked body: read it here, up to the limit, and replay it to the app. The app would
+        # buffer it whole anyway, and reading first is the only way to answer 413 rather than
+        # let the handler turn the overflow into an error of its own protocol.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # client went away
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_size:
+                await self._reject(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
