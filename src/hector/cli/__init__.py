@@ -31,8 +31,8 @@ app = typer.Typer(
 )
 task_app = typer.Typer(help="Inspect and cancel tasks.", no_args_is_help=True)
 app.add_typer(task_app, name="task")
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file.")]
 UrlOpt = Annotated[str | None, typer.Option("--url", envvar="HECTOR_URL", help="A2A server URL.")]
@@ -259,7 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code instead of exiting (for tests)."""
     load_env_files()
     try:
-        app(args=list(argv) if argv is not None else None, prog_name="hector", standalone_mode=False)
+        # Without standalone mode, click returns a command's exit code instead of exiting.
+        code = app(args=list(argv) if argv is not None else None, prog_name="hector", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -271,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HectorError as exc:
         err.print(f"[red]error:[/red] {exc.message}")
         return 1
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def run() -> None:

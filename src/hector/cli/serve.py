@@ -58,7 +58,7 @@ def serve(loaded: LoadedConfig, host: str | None, port: int | None, base_dir: Pa
     bind_host = host or cfg.server.host
     bind_port = port or cfg.server.port
     scheme = "https" if cfg.server.tls else "http"
-    announce(loaded, Console(stderr=True), f"{scheme}://{bind_host}:{bind_port}")
+    announce(loaded, Console(stderr=True, soft_wrap=True), f"{scheme}://{bind_host}:{bind_port}")
     tls = cfg.server.tls
     uvicorn.run(
         app,

@@ -115,7 +115,7 @@ def load_config(path: str | Path) -> LoadedConfig:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{p}: file not found; check the path given to --config") from None
+        raise ConfigError(f"{p}: file not found; check the path") from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read the file: {exc.strerror}") from None
     try:
