@@ -43,7 +43,8 @@ def server_url(tmp_path: Path) -> Iterator[str]:
     leftover = asyncio.all_tasks(loop)  # sse-starlette's shutdown watchers outlive the server
     for task in leftover:
         task.cancel()
-    loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
+    if leftover:
+        loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
     loop.close()
 
 
