@@ -30,6 +30,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 PATH = "/agents/echo"
 HEADERS = {"A2A-Version": "1.0", "Content-Type": "application/json"}
 WARMUP = 50
+FLOOR_CMD = [sys.executable, "-m", "uvicorn", "floor_app:app", "--log-level=warning", "--no-access-log"]
+ROW = "{:<8}{:>9}{:>8}{:>9}{:>9}{:>9}{:>9}{:>13}"
 
 
 @dataclass
@@ -64,7 +66,9 @@ def body(i: int) -> bytes:
         "contextId": str(uuid.uuid4()),
         "parts": [{"text": "hello"}],
     }
-    return json.dumps({"jsonrpc": "2.0", "id": i, "method": "SendMessage", "params": {"message": message}}).encode()
+    return json.dumps(
+        {"jsonrpc": "2.0", "id": i, "method": "SendMessage", "params": {"message": message}}
+    ).encode()
 
 
 def is_completed(response: httpx.Response, i: int) -> bool:
@@ -73,12 +77,16 @@ def is_completed(response: httpx.Response, i: int) -> bool:
     data = response.json()
     task = data.get("result", {}).get("task", {})
     return bool(
-        data.get("id") == i and task.get("status", {}).get("state") == "TASK_STATE_COMPLETED" and task.get("artifacts")
+        data.get("id") == i
+        and task.get("status", {}).get("state") == "TASK_STATE_COMPLETED"
+        and task.get("artifacts")
     )
 
 
 @contextlib.contextmanager
-def server(name: str, argv: list[str], port: int, ready_path: str, logs: Path) -> Iterator[subprocess.Popen[bytes]]:
+def server(
+    name: str, argv: list[str], port: int, ready_path: str, logs: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start a server subprocess, wait until it answers on ``ready_path``, always stop it."""
     log_file = logs / f"{name}.log"
     with log_file.open("wb") as log:
@@ -92,7 +100,11 @@ def server(name: str, argv: list[str], port: int, ready_path: str, logs: Path) -
                 raise RuntimeError(f"{name} did not answer in 30 s:\n{log_file.read_text()[-2000:]}")
             with contextlib.suppress(httpx.HTTPError):
                 url = f"http://127.0.0.1:{port}{ready_path}"
-                r = httpx.get(url) if ready_path == "/health" else httpx.post(url, content=body(0), headers=HEADERS)
+                r = (
+                    httpx.get(url)
+                    if ready_path == "/health"
+                    else httpx.post(url, content=body(0), headers=HEADERS)
+                )
                 if r.status_code == 200:
                     break
             time.sleep(0.1)
@@ -163,7 +175,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         config = tmp_dir / "hector.yaml"
         config.write_text(
             yaml.safe_dump(
-                {"llms": {"t": {"type": "test"}}, "agents": {"echo": {"llm": "t"}}, "server": {"data_dir": f"{tmp}/data"}}
+                {
+                    "llms": {"t": {"type": "test"}},
+                    "agents": {"echo": {"llm": "t"}},
+                    "server": {"data_dir": f"{tmp}/data"},
+                }
             )
         )
         hector = str(Path(sys.executable).parent / "hector")
@@ -175,8 +191,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "/health",
             ),
             "floor": (
-                [sys.executable, "-m", "uvicorn", "floor_app:app", "--app-dir", str(BENCH_DIR), "--host", "127.0.0.1",
-                 "--port", str(floor_port), "--log-level", "warning", "--no-access-log"],
+                [*FLOOR_CMD, "--app-dir", str(BENCH_DIR), "--host", "127.0.0.1", "--port", str(floor_port)],
                 floor_port,
                 PATH,
             ),
@@ -184,7 +199,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for name, (argv, port, ready) in targets.items():
             with server(name, argv, port, ready, tmp_dir) as proc:
                 base = f"http://127.0.0.1:{port}"
-                results[name] = asyncio.run(load(base, args.requests, args.concurrency, args.duration_cap, proc.pid))
+                results[name] = asyncio.run(
+                    load(base, args.requests, args.concurrency, args.duration_cap, proc.pid)
+                )
 
     hector_f, floor_f = results["hector"], results["floor"]
     return {
@@ -206,21 +223,23 @@ def print_table(report: dict[str, Any]) -> None:
         f"{report['date']}  cpus={report['cpus']}  concurrency={report['concurrency']}  "
         f"requests={report['requests']}  cap={report['duration_cap_s']}s"
     )
-    print(f"{'target':<8}{'requests':>9}{'errors':>8}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'peak RSS MB':>13}")
+    print(ROW.format("target", "requests", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms", "peak RSS MB"))
     for name, f in report["targets"].items():
-        print(
-            f"{name:<8}{f['requests']:>9}{f['errors']:>8}{f['rps']:>9.1f}{f['p50_ms']:>9.2f}"
-            f"{f['p90_ms']:>9.2f}{f['p99_ms']:>9.2f}{f['peak_rss_mb']:>13.1f}"
-        )
+        figures = (f["rps"], f["p50_ms"], f["p90_ms"], f["p99_ms"], f["peak_rss_mb"])
+        print(ROW.format(name, f["requests"], f["errors"], *(f"{x:.1f}" for x in figures)))
     ratio = report["ratio_hector_over_floor"]
     print(f"hector/floor: req/s x{ratio['rps']}, p50 x{ratio['p50']}")
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--requests", type=int, default=2000, help="total measured requests per target")
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients (and connections)")
-    parser.add_argument("--duration-cap", type=float, default=60.0, help="stop sending after this many seconds")
+    parser.add_argument(
+        "--duration-cap", type=float, default=60.0, help="stop sending after this many seconds"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
 

@@ -19,7 +19,9 @@ from hector.runtime import build_runtime
 from hector.server.app import create_app
 from hector.tools import Tool
 
-POSTGRES_ADMIN_URL = os.environ.get("HECTOR_TEST_POSTGRES_URL", "postgresql+asyncpg://root@127.0.0.1:5432/test")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "HECTOR_TEST_POSTGRES_URL", "postgresql+asyncpg://root@127.0.0.1:5432/test"
+)
 
 
 @contextlib.asynccontextmanager

@@ -9,8 +9,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
-LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
-          "warning": logging.WARNING, "error": logging.ERROR}
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
@@ -37,7 +42,9 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extras = " ".join(f"{k}={v}" for k, v in _extras(record).items())
         stamp = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
-        return f"{stamp} {record.levelname:<7} {record.name}: {record.getMessage()}" + (f" {extras}" if extras else "")
+        return f"{stamp} {record.levelname:<7} {record.name}: {record.getMessage()}" + (
+            f" {extras}" if extras else ""
+        )
 
 
 def setup_logging(level: str = "info", fmt: str = "text", file: str | None = None) -> None:

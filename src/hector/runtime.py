@@ -203,7 +203,9 @@ class _Builder:
         return AgentEntry(agent, cfg, task_store)
 
 
-def build_runtime(config: Config, base_dir: Path | None = None, tools: dict[str, Tool] | None = None) -> Runtime:
+def build_runtime(
+    config: Config, base_dir: Path | None = None, tools: dict[str, Tool] | None = None
+) -> Runtime:
     """Build every agent of *config*; relative paths resolve against *base_dir* (default: cwd)."""
     builder = _Builder(config, base_dir or Path.cwd(), tools or {})
     agent_configs = dict(config.agents) or {"assistant": AgentConfig()}

@@ -54,8 +54,10 @@ def explode() -> str:
 
 async def test_tool_round_trip_and_errors_become_results() -> None:
     script = Script(
-        ModelResponse("", (ToolCall("1", "add", {"a": 2, "b": 3}), ToolCall("2", "explode", {}),
-                           ToolCall("3", "nope", {}))),
+        ModelResponse(
+            "",
+            (ToolCall("1", "add", {"a": 2, "b": 3}), ToolCall("2", "explode", {}), ToolCall("3", "nope", {})),
+        ),
         ModelResponse("five", usage=Usage(3, 1)),
     )
     agent = make_agent(FunctionModel(script), tools=[FunctionTool(add), FunctionTool(explode)])
@@ -67,7 +69,11 @@ async def test_tool_round_trip_and_errors_become_results() -> None:
     assert results[1].is_error and "disk on fire" in results[1].content
     assert results[2].is_error and "unknown tool 'nope'" in results[2].content
     tool_messages = [m for m in script.seen[1] if m.role == "tool"]
-    assert [(m.tool_call_id, m.content[:5]) for m in tool_messages] == [("1", "5"), ("2", "ERROR"), ("3", "ERROR")]
+    assert [(m.tool_call_id, m.content[:5]) for m in tool_messages] == [
+        ("1", "5"),
+        ("2", "ERROR"),
+        ("3", "ERROR"),
+    ]
     assert events[-1].kind == "final" and events[-1].text == "five"
 
 
@@ -89,7 +95,10 @@ async def test_history_is_kept_per_context_and_instruction_first(tmp_path: Path)
     await agent.run("who am I?", context_id="c1")
     await agent.run("who am I?", context_id="c2")
     assert [(m.role, m.content) for m in script.seen[1]] == [
-        ("system", "Be brief."), ("user", "I am Ann"), ("assistant", "hi Ann"), ("user", "who am I?")
+        ("system", "Be brief."),
+        ("user", "I am Ann"),
+        ("assistant", "hi Ann"),
+        ("user", "who am I?"),
     ]
     assert [m.content for m in script.seen[2]] == ["Be brief.", "who am I?"]
     # A fresh store on the same database sees the same conversation (nothing lives in memory).

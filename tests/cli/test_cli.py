@@ -14,7 +14,10 @@ import yaml
 from hector.cli import main
 from tests.harness import running_hector
 
-SERVER_CONFIG = {"llms": {"t": {"type": "test"}}, "agents": {"echo": {"llm": "t", "description": "Echo agent"}}}
+SERVER_CONFIG = {
+    "llms": {"t": {"type": "test"}},
+    "agents": {"echo": {"llm": "t", "description": "Echo agent"}},
+}
 
 
 @pytest.fixture
@@ -85,7 +88,9 @@ def test_local_call_unknown_agent(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 @pytest.mark.parametrize("stream", ["--stream", "--no-stream"])
 def test_remote_call(server_url: str, capsys: pytest.CaptureFixture[str], stream: str) -> None:
-    assert main(["call", "hello server", "--url", server_url, "--agent", "echo", stream, "--session", "s"]) == 0
+    assert (
+        main(["call", "hello server", "--url", server_url, "--agent", "echo", stream, "--session", "s"]) == 0
+    )
     assert capsys.readouterr().out.strip() == "[test model] You said: hello server"
 
 
@@ -115,14 +120,17 @@ def test_remote_errors_are_one_line(server_url: str, capsys: pytest.CaptureFixtu
     assert "cannot reach http://127.0.0.1:9" in err and "Traceback" not in err
 
 
-def test_serve_refuses_config_plus_zero_config_flags(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_refuses_config_plus_zero_config_flags(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = write(tmp_path, SERVER_CONFIG)
     assert main(["serve", "--config", str(cfg), "--provider", "openai"]) == 1
     assert "--config cannot be combined with zero-config flags: --provider" in capsys.readouterr().err
 
 
-def test_serve_without_provider_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_serve_without_provider_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("HECTOR_PROVIDER", raising=False)
     assert main(["serve"]) == 1
@@ -130,7 +138,9 @@ def test_serve_without_provider_says_what_to_do(tmp_path: Path, monkeypatch: pyt
     assert "no LLM provider is configured" in err and "--provider test" in err
 
 
-def test_chat_session_resume(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_chat_session_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     cfg = write(tmp_path, SERVER_CONFIG)
     lines = iter(["first", "", "second", "/exit"])
     monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))

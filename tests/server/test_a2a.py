@@ -41,21 +41,32 @@ def config(store: dict[str, Any], **agent: Any) -> dict[str, Any]:
     }
 
 
-async def client_for(url: str, agent: str, *, binding: str, version: str, streaming: bool, http: httpx.AsyncClient):
+async def client_for(
+    url: str, agent: str, *, binding: str, version: str, streaming: bool, http: httpx.AsyncClient
+):
     card = await A2ACardResolver(http, f"{url}/agents/{agent}").get_agent_card()
     # Keep only the interfaces of one protocol version, as a client of that version would see them.
     pruned = AgentCard()
     pruned.CopyFrom(card)
     del pruned.supported_interfaces[:]
     pruned.supported_interfaces.extend(
-        i for i in card.supported_interfaces if i.protocol_version == version and i.protocol_binding == binding
+        i
+        for i in card.supported_interfaces
+        if i.protocol_version == version and i.protocol_binding == binding
     )
     assert len(pruned.supported_interfaces) == 1
-    return ClientFactory(ClientConfig(streaming=streaming, httpx_client=http, supported_protocol_bindings=[binding])).create(pruned)
+    return ClientFactory(
+        ClientConfig(streaming=streaming, httpx_client=http, supported_protocol_bindings=[binding])
+    ).create(pruned)
 
 
 def request(text: str, context_id: str = "ctx-1", task_id: str | None = None) -> SendMessageRequest:
-    message = Message(role=Role.ROLE_USER, message_id=f"m-{text[:8]}-{context_id}", context_id=context_id, parts=[Part(text=text)])
+    message = Message(
+        role=Role.ROLE_USER,
+        message_id=f"m-{text[:8]}-{context_id}",
+        context_id=context_id,
+        parts=[Part(text=text)],
+    )
     if task_id:
         message.task_id = task_id
     return SendMessageRequest(message=message)
@@ -75,9 +86,13 @@ def final_text(events: list[StreamResponse]) -> tuple[int, str, str]:
 @pytest.mark.parametrize("version", ["1.0", "0.3"])
 @pytest.mark.parametrize("binding", ["JSONRPC", "HTTP+JSON"])
 @pytest.mark.parametrize("streaming", [True, False], ids=["stream", "blocking"])
-async def test_send_message_then_get_and_list(tmp_path: Path, store: dict[str, Any], version: str, binding: str, streaming: bool) -> None:
+async def test_send_message_then_get_and_list(
+    tmp_path: Path, store: dict[str, Any], version: str, binding: str, streaming: bool
+) -> None:
     async with running_hector(config(store), tmp_path) as url, httpx.AsyncClient(timeout=30) as http:
-        client = await client_for(url, "echo", binding=binding, version=version, streaming=streaming, http=http)
+        client = await client_for(
+            url, "echo", binding=binding, version=version, streaming=streaming, http=http
+        )
         events = [e async for e in client.send_message(request("hello there"))]
         state, text, task_id = final_text(events)
         assert state == TaskState.TASK_STATE_COMPLETED
@@ -151,7 +166,10 @@ class Gate(Tool):
 
 async def test_cancel_running_task(tmp_path: Path, store: dict[str, Any]) -> None:
     gate = Gate()
-    async with running_hector(config(store, tools=["slow"]), tmp_path, {"slow": gate}) as url, httpx.AsyncClient(timeout=30) as http:
+    async with (
+        running_hector(config(store, tools=["slow"]), tmp_path, {"slow": gate}) as url,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
         client = await client_for(url, "echo", binding="JSONRPC", version="1.0", streaming=True, http=http)
         first: asyncio.Queue[StreamResponse] = asyncio.Queue()
 
@@ -177,7 +195,10 @@ async def test_cancel_running_task(tmp_path: Path, store: dict[str, Any]) -> Non
 
 async def test_subscribe_and_tool_events(tmp_path: Path, store: dict[str, Any]) -> None:
     gate = Gate()
-    async with running_hector(config(store, tools=["slow"]), tmp_path, {"slow": gate}) as url, httpx.AsyncClient(timeout=30) as http:
+    async with (
+        running_hector(config(store, tools=["slow"]), tmp_path, {"slow": gate}) as url,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
         client = await client_for(url, "echo", binding="HTTP+JSON", version="1.0", streaming=True, http=http)
         other = await client_for(url, "echo", binding="JSONRPC", version="1.0", streaming=True, http=http)
         stream = client.send_message(request("please use slow", "ctx-s"))

@@ -31,8 +31,12 @@ async def http(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
 
 def send(text: str | None = "hi", method: str = "SendMessage") -> dict[str, object]:
     parts = [] if text is None else [{"text": text}]
-    return {"jsonrpc": "2.0", "id": 7, "method": method,
-            "params": {"message": {"role": "ROLE_USER", "messageId": "m1", "parts": parts}}}
+    return {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": method,
+        "params": {"message": {"role": "ROLE_USER", "messageId": "m1", "parts": parts}},
+    }
 
 
 async def test_health_ready_discovery_and_cards(http: httpx.AsyncClient) -> None:
@@ -103,7 +107,9 @@ async def test_oversized_body_gets_413(http: httpx.AsyncClient) -> None:
 
 
 async def test_rest_bad_body_is_400(http: httpx.AsyncClient) -> None:
-    response = await http.post("/agents/echo/message:send", content=b"{oops", headers={"content-type": "application/json"})
+    response = await http.post(
+        "/agents/echo/message:send", content=b"{oops", headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
     assert (await http.get("/agents/echo/tasks/does-not-exist", headers=V1)).status_code == 404
 

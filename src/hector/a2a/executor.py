@@ -15,7 +15,7 @@ from typing import Any
 
 from a2a.helpers.proto_helpers import get_message_text
 from a2a.server.agent_execution import AgentExecutor, RequestContext
-from a2a.server.events.event_queue_v2 import EventQueue
+from a2a.server.events import EventQueue
 from a2a.server.tasks.task_updater import TaskUpdater
 from a2a.types.a2a_pb2 import Message, Part, Task, TaskState, TaskStatus
 from google.protobuf.json_format import MessageToDict, ParseDict
@@ -79,14 +79,24 @@ class HectorAgentExecutor(AgentExecutor):
         user = owner_of(context)
         log.info(
             "agent request",
-            extra={"component": "agent", "action": "request", "agent": self.agent.id,
-                   "user": user, "task": task_id, "session": context_id},
+            extra={
+                "component": "agent",
+                "action": "request",
+                "agent": self.agent.id,
+                "user": user,
+                "task": task_id,
+                "session": context_id,
+            },
         )
         try:
             async for event in self.agent.run_stream(text, context_id=context_id, user=user, task_id=task_id):
                 if event.kind == "text_delta":
                     await updater.add_artifact(
-                        [Part(text=event.text)], artifact_id, name="response", append=streamed, last_chunk=False
+                        [Part(text=event.text)],
+                        artifact_id,
+                        name="response",
+                        append=streamed,
+                        last_chunk=False,
                     )
                     streamed = True
                 elif event.kind == "tool_call":
@@ -94,14 +104,22 @@ class HectorAgentExecutor(AgentExecutor):
                         {"id": event.call.id, "name": event.call.name, "arguments": event.call.arguments},
                         "tool_call",
                     )
-                    await updater.update_status(TaskState.TASK_STATE_WORKING, updater.new_agent_message([part]))
+                    await updater.update_status(
+                        TaskState.TASK_STATE_WORKING, updater.new_agent_message([part])
+                    )
                 elif event.kind == "tool_result":
                     part = data_part(
-                        {"tool_call_id": event.call.id, "name": event.call.name,
-                         "content": event.content, "is_error": event.is_error},
+                        {
+                            "tool_call_id": event.call.id,
+                            "name": event.call.name,
+                            "content": event.content,
+                            "is_error": event.is_error,
+                        },
                         "tool_result",
                     )
-                    await updater.update_status(TaskState.TASK_STATE_WORKING, updater.new_agent_message([part]))
+                    await updater.update_status(
+                        TaskState.TASK_STATE_WORKING, updater.new_agent_message([part])
+                    )
                 elif event.kind == "status":
                     await updater.update_status(
                         TaskState.TASK_STATE_WORKING, self._agent_message(updater, event.text)
@@ -109,17 +127,23 @@ class HectorAgentExecutor(AgentExecutor):
                 elif event.kind == "final":
                     parts = [Part(text=event.text)]
                     if event.structured is not None:
-                        parts.append(Part(data=ParseDict(event.structured, Value()), media_type="application/json"))
+                        parts.append(
+                            Part(data=ParseDict(event.structured, Value()), media_type="application/json")
+                        )
                     await updater.add_artifact(
                         parts, artifact_id, name="response", append=False, last_chunk=True
                     )
                     await updater.complete(updater.new_agent_message([Part(text=event.text)]))
         except SessionAccessError:
             await updater.reject(
-                self._agent_message(updater, "This contextId belongs to another user; start a new conversation.")
+                self._agent_message(
+                    updater, "This contextId belongs to another user; start a new conversation."
+                )
             )
         except (ProviderError, AgentRunError) as exc:
-            log.warning("agent run failed", extra={"component": "agent", "agent": self.agent.id, "error": str(exc)})
+            log.warning(
+                "agent run failed", extra={"component": "agent", "agent": self.agent.id, "error": str(exc)}
+            )
             await updater.failed(self._agent_message(updater, f"Agent failed: {exc}"))
 
     @staticmethod
@@ -130,4 +154,3 @@ class HectorAgentExecutor(AgentExecutor):
         if context.task_id and context.context_id:
             updater = TaskUpdater(event_queue, context.task_id, context.context_id)
             await updater.cancel(self._agent_message(updater, "Canceled by the user."))
-

@@ -17,7 +17,9 @@ SUMMARY_PROMPT = (
 def estimate_tokens(messages: Sequence[ChatMessage]) -> int:
     # About four characters per token for English; exact counts need the model's tokenizer,
     # which not every provider ships. Tool calls count through their JSON arguments.
-    chars = sum(len(m.content) + sum(len(str(c.arguments)) + len(c.name) for c in m.tool_calls) for m in messages)
+    chars = sum(
+        len(m.content) + sum(len(str(c.arguments)) + len(c.name) for c in m.tool_calls) for m in messages
+    )
     return chars // 4 + 4 * len(messages)
 
 
@@ -50,7 +52,7 @@ class BufferWindowMemory:
 
 
 class SummaryBufferMemory:
-    """Keeps recent messages verbatim; when the history passes ``budget × threshold`` tokens,
+    """Keeps recent messages verbatim; when the history passes ``budget * threshold`` tokens,
     older messages are replaced by a summary written by the agent's own model."""
 
     def __init__(self, model: Model, budget: int, threshold: float, target: float) -> None:

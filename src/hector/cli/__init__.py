@@ -19,7 +19,7 @@ from hector import __version__
 from hector.cli import remote
 from hector.cli.render import STATE_NAMES, Printer
 from hector.cli.zeroconfig import zero_config
-from hector.config import LoadedConfig, load_config, load_env_files, parse_config
+from hector.config import load_config, load_env_files, parse_config
 from hector.errors import AgentNotFoundError, ConfigError, HectorError
 
 app = typer.Typer(
@@ -36,7 +36,9 @@ out = Console(highlight=False, soft_wrap=True)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="YAML configuration file.")]
 UrlOpt = Annotated[str | None, typer.Option("--url", envvar="HECTOR_URL", help="A2A server URL.")]
-TokenOpt = Annotated[str | None, typer.Option("--token", envvar="HECTOR_TOKEN", help="Bearer token or API key.")]
+TokenOpt = Annotated[
+    str | None, typer.Option("--token", envvar="HECTOR_TOKEN", help="Bearer token or API key.")
+]
 AgentOpt = Annotated[str | None, typer.Option("--agent", "-a", help="Agent name on the server.")]
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -51,7 +53,9 @@ def version() -> None:
 def validate(
     config: Annotated[Path, typer.Argument(help="YAML configuration file.")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="compact | verbose | json")] = "compact",
-    print_config: Annotated[bool, typer.Option("--print-config", "-p", help="Print the expanded config.")] = False,
+    print_config: Annotated[
+        bool, typer.Option("--print-config", "-p", help="Print the expanded config.")
+    ] = False,
 ) -> None:
     """Check a configuration file; exit 0 when valid, 1 when not."""
     if fmt not in ("compact", "verbose", "json"):
@@ -60,12 +64,19 @@ def validate(
         loaded = load_config(config)
     except ConfigError as exc:
         if fmt == "json":
-            out.print_json(json.dumps({"valid": False, "file": str(config), "errors": [{"message": exc.message}]}))
+            out.print_json(
+                json.dumps({"valid": False, "file": str(config), "errors": [{"message": exc.message}]})
+            )
         else:
             err.print(exc.message, markup=False)
         raise typer.Exit(1) from None
     if fmt == "json":
-        result: dict[str, object] = {"valid": True, "file": str(config), "errors": [], "warnings": loaded.warnings}
+        result: dict[str, object] = {
+            "valid": True,
+            "file": str(config),
+            "errors": [],
+            "warnings": loaded.warnings,
+        }
         if print_config:
             result["config"] = loaded.config.model_dump(mode="json", by_alias=True)
         out.print_json(json.dumps(result))
@@ -79,16 +90,9 @@ def validate(
         out.print(f"{config}: valid", markup=False)
     if print_config:
         dumped = yaml.safe_dump(loaded.config.model_dump(mode="json", by_alias=True), sort_keys=False)
-        out.print(f"# Expanded configuration of {config}\n# Secrets are shown as **********\n{dumped}", markup=False)
-
-
-def _load(config: Path | None, **flags: str | list[str] | None) -> tuple[LoadedConfig, Path]:
-    if config is not None:
-        given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v]
-        if given:
-            raise ConfigError(f"--config cannot be combined with zero-config flags: {', '.join(given)}")
-        return load_config(config), config.resolve().parent
-    return parse_config(zero_config(**flags), "<zero-config>"), Path.cwd()  # type: ignore[arg-type]
+        out.print(
+            f"# Expanded configuration of {config}\n# Secrets are shown as **********\n{dumped}", markup=False
+        )
 
 
 @app.command()
@@ -103,29 +107,37 @@ def serve(
     base_url: Annotated[str | None, typer.Option(help="Provider base URL.")] = None,
     instruction: Annotated[str | None, typer.Option(help="The agent's instruction.")] = None,
     tools: Annotated[str | None, typer.Option(help="Comma-separated tool names.")] = None,
-    log_level: Annotated[str | None, typer.Option(envvar="LOG_LEVEL", help="debug | info | warn | error")] = None,
+    log_level: Annotated[
+        str | None, typer.Option(envvar="LOG_LEVEL", help="debug | info | warn | error")
+    ] = None,
     log_format: Annotated[str | None, typer.Option(envvar="LOG_FORMAT", help="text | json")] = None,
 ) -> None:
     """Serve the configured agents over A2A (JSON-RPC, HTTP+JSON, SSE)."""
     from hector.cli.serve import serve as run_server
 
-    tool_list = [t.strip() for t in tools.split(",") if t.strip()] if tools else None
-    loaded, base_dir = _load(config, provider=provider, model=model, api_key=api_key, base_url=base_url,
-                             instruction=instruction, tools=tool_list)
-    if config is None and agent != "assistant":
-        loaded = parse_config(
-            zero_config(agent=agent, provider=provider, model=model, api_key=api_key, base_url=base_url,
-                        instruction=instruction, tools=tool_list),
-            "<zero-config>",
-        )
-    run_server(loaded, host, port, base_dir, log_level, log_format)
+    flags = {
+        "provider": provider,
+        "model": model,
+        "api_key": api_key,
+        "base_url": base_url,
+        "instruction": instruction,
+        "tools": [t.strip() for t in tools.split(",") if t.strip()] if tools else None,
+    }
+    if config is not None:
+        given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v]
+        if given:
+            raise ConfigError(f"--config cannot be combined with zero-config flags: {', '.join(given)}")
+        loaded = load_config(config)
+    else:
+        loaded = parse_config(zero_config(agent=agent, **flags), "<zero-config>")  # type: ignore[arg-type]
+    run_server(loaded, host, port, log_level, log_format)
 
 
 async def _call_local(config: Path, agent: str | None, message: str, session: str, printer: Printer) -> None:
     from hector.runtime import build_runtime
 
-    loaded = load_config(config)
-    runtime = build_runtime(loaded.config, config.resolve().parent)
+    loaded = await asyncio.to_thread(load_config, config)
+    runtime = build_runtime(loaded.config, loaded.base_dir)
     if agent is None:
         if len(runtime.agents) != 1:
             raise AgentNotFoundError(f"--agent is required: this config has agents {sorted(runtime.agents)}")
@@ -137,8 +149,15 @@ async def _call_local(config: Path, agent: str | None, message: str, session: st
             printer.local(event)
 
 
-async def _call(target: remote.Target | None, config: Path | None, agent: str | None, message: str,
-                session: str, stream: bool, printer: Printer) -> None:
+async def _call(
+    target: remote.Target | None,
+    config: Path | None,
+    agent: str | None,
+    message: str,
+    session: str,
+    stream: bool,
+    printer: Printer,
+) -> None:
     if target is None:
         assert config is not None
         await _call_local(config, agent, message, session, printer)
@@ -147,7 +166,9 @@ async def _call(target: remote.Target | None, config: Path | None, agent: str | 
         printer.remote(event)
 
 
-def _target(url: str | None, config: Path | None, agent: str | None, token: str | None) -> remote.Target | None:
+def _target(
+    url: str | None, config: Path | None, agent: str | None, token: str | None
+) -> remote.Target | None:
     if url is None and config is not None:
         return None
     return remote.Target(url or DEFAULT_URL, agent, token)
@@ -159,7 +180,9 @@ def call(
     agent: AgentOpt = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
-    session: Annotated[str | None, typer.Option(envvar="HECTOR_SESSION", help="Conversation id (contextId).")] = None,
+    session: Annotated[
+        str | None, typer.Option(envvar="HECTOR_SESSION", help="Conversation id (contextId).")
+    ] = None,
     stream: Annotated[bool, typer.Option("--stream/--no-stream", help="Stream the answer.")] = True,
     config: ConfigOpt = None,
     show_tools: Annotated[bool, typer.Option("--show-tools/--no-show-tools")] = True,
@@ -167,7 +190,9 @@ def call(
     """Send one message to an agent (on a server, or in-process with --config) and print the answer."""
     printer = Printer(show_tools)
     target = _target(url, config, agent, token)
-    asyncio.run(_call(target, config, agent, message, session or f"cli-call-{int(time.time())}", stream, printer))
+    asyncio.run(
+        _call(target, config, agent, message, session or f"cli-call-{int(time.time())}", stream, printer)
+    )
     printer.end()
     if not printer.ok:
         raise typer.Exit(1)
@@ -178,7 +203,9 @@ def chat(
     agent: AgentOpt = None,
     url: UrlOpt = None,
     token: TokenOpt = None,
-    session: Annotated[str | None, typer.Option(envvar="HECTOR_SESSION", help="Resume this conversation.")] = None,
+    session: Annotated[
+        str | None, typer.Option(envvar="HECTOR_SESSION", help="Resume this conversation.")
+    ] = None,
     stream: Annotated[bool, typer.Option("--stream/--no-stream")] = True,
     config: ConfigOpt = None,
 ) -> None:
@@ -210,7 +237,9 @@ def list_agents(url: UrlOpt = None, token: TokenOpt = None) -> None:
     cards = asyncio.run(remote.list_agents(remote.Target(url or DEFAULT_URL, None, token)))
     for card in cards:
         interfaces = card.get("supportedInterfaces") or [{"url": card.get("url", "")}]
-        out.print(f"[bold]{card.get('name')}[/bold]  {card.get('description', '')}\n  {interfaces[0].get('url')}")
+        out.print(
+            f"[bold]{card.get('name')}[/bold]  {card.get('description', '')}\n  {interfaces[0].get('url')}"
+        )
 
 
 @app.command()
@@ -228,28 +257,44 @@ def _print_task(task: object) -> None:
 
 
 @task_app.command("get")
-def task_get(agent: Annotated[str, typer.Argument()], task_id: Annotated[str, typer.Argument()],
-             url: UrlOpt = None, token: TokenOpt = None,
-             history_length: Annotated[int | None, typer.Option()] = None) -> None:
+def task_get(
+    agent: Annotated[str, typer.Argument()],
+    task_id: Annotated[str, typer.Argument()],
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    history_length: Annotated[int | None, typer.Option()] = None,
+) -> None:
     """Show a task: status, artifacts and history."""
-    task = asyncio.run(remote.get_task(remote.Target(url or DEFAULT_URL, agent, token), task_id, history_length))
+    task = asyncio.run(
+        remote.get_task(remote.Target(url or DEFAULT_URL, agent, token), task_id, history_length)
+    )
     err.print(f"task {task.id}: {STATE_NAMES.get(task.status.state, '?')}")
     _print_task(task)
 
 
 @task_app.command("list")
-def task_list(agent: Annotated[str, typer.Argument()], url: UrlOpt = None, token: TokenOpt = None,
-              session: Annotated[str | None, typer.Option(help="Only this contextId.")] = None,
-              page_size: Annotated[int, typer.Option(min=1, max=100)] = 50) -> None:
+def task_list(
+    agent: Annotated[str, typer.Argument()],
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+    session: Annotated[str | None, typer.Option(help="Only this contextId.")] = None,
+    page_size: Annotated[int, typer.Option(min=1, max=100)] = 50,
+) -> None:
     """List your tasks with an agent."""
-    response = asyncio.run(remote.list_tasks(remote.Target(url or DEFAULT_URL, agent, token), session, page_size))
+    response = asyncio.run(
+        remote.list_tasks(remote.Target(url or DEFAULT_URL, agent, token), session, page_size)
+    )
     for task in response.tasks:
         out.print(f"{task.id}  {STATE_NAMES.get(task.status.state, '?'):<15} {task.context_id}")
 
 
 @task_app.command("cancel")
-def task_cancel(agent: Annotated[str, typer.Argument()], task_id: Annotated[str, typer.Argument()],
-                url: UrlOpt = None, token: TokenOpt = None) -> None:
+def task_cancel(
+    agent: Annotated[str, typer.Argument()],
+    task_id: Annotated[str, typer.Argument()],
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
     """Cancel a running task."""
     task = asyncio.run(remote.cancel_task(remote.Target(url or DEFAULT_URL, agent, token), task_id))
     out.print(f"task {task.id}: {STATE_NAMES.get(task.status.state, '?')}")

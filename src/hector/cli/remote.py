@@ -51,7 +51,10 @@ def _describe(exc: BaseException, url: str) -> str:
         return f"cannot reach {url}: is the server running (`hector serve`) and is --url right?"
     if isinstance(exc, httpx.HTTPStatusError):
         code = exc.response.status_code
-        hint = {401: " (send a token with --token or HECTOR_TOKEN)", 404: " (check --agent; `hector list` shows the agents)"}
+        hint = {
+            401: " (send a token with --token or HECTOR_TOKEN)",
+            404: " (check --agent; `hector list` shows the agents)",
+        }
         return f"{url} answered HTTP {code}{hint.get(code, '')}"
     if isinstance(exc, httpx.TimeoutException):
         return f"{url} did not answer in time"
@@ -80,7 +83,9 @@ async def connect(target: Target, streaming: bool) -> AsyncIterator[tuple[Client
 
 
 def user_message(text: str, context_id: str, task_id: str | None = None) -> SendMessageRequest:
-    msg = Message(role=Role.ROLE_USER, message_id=str(uuid.uuid4()), context_id=context_id, parts=[Part(text=text)])
+    msg = Message(
+        role=Role.ROLE_USER, message_id=str(uuid.uuid4()), context_id=context_id, parts=[Part(text=text)]
+    )
     if task_id:
         msg.task_id = task_id
     return SendMessageRequest(message=msg)

@@ -12,7 +12,9 @@ from rich.console import Console
 from hector.messages import AgentEvent
 
 FAILED = {TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_REJECTED, TaskState.TASK_STATE_CANCELED}
-STATE_NAMES = {v: TaskState.Name(v).removeprefix("TASK_STATE_").lower().replace("_", "-") for v in TaskState.values()}
+STATE_NAMES = {
+    v: TaskState.Name(v).removeprefix("TASK_STATE_").lower().replace("_", "-") for v in TaskState.values()
+}
 
 
 def _short(value: object, limit: int = 200) -> str:

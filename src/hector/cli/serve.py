@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import uvicorn
 from rich.console import Console
@@ -23,7 +22,8 @@ def _refuse_unbuilt(cfg: Config) -> None:
     if cfg.server.auth.enabled:
         raise ConfigError(
             "server.auth is enabled, but this build of Hector does not enforce authentication yet; "
-            "refusing to serve unprotected agents. Remove server.auth.enabled or use a build with auth support"
+            "refusing to serve unprotected agents. Remove server.auth.enabled or use a build "
+            "with auth support"
         )
     if cfg.server.rate_limiting.enabled:
         raise ConfigError(
@@ -39,7 +39,8 @@ def announce(loaded: LoadedConfig, console: Console, url: str) -> None:
     for name, llm in cfg.llms.items():
         if llm.type == "test":
             console.print(
-                f"[bold yellow]⚠ llm {name!r} is the TEST model: it answers with canned text, not AI.[/bold yellow]\n"
+                f"[bold yellow]⚠ llm {name!r} is the TEST model: it answers with canned text, "
+                "not AI.[/bold yellow]\n"
                 f"  For a real model change its `type: test` to `type: openai` and export OPENAI_API_KEY.",
                 markup=True,
             )
@@ -48,12 +49,17 @@ def announce(loaded: LoadedConfig, console: Console, url: str) -> None:
     console.print(f"  discovery: {url}/agents   health: {url}/health", markup=False)
 
 
-def serve(loaded: LoadedConfig, host: str | None, port: int | None, base_dir: Path, log_level: str | None,
-          log_format: str | None) -> None:
+def serve(
+    loaded: LoadedConfig,
+    host: str | None,
+    port: int | None,
+    log_level: str | None,
+    log_format: str | None,
+) -> None:
     cfg = loaded.config
     _refuse_unbuilt(cfg)
     setup_logging(log_level or cfg.logger.level, log_format or cfg.logger.format, cfg.logger.file)
-    runtime = build_runtime(cfg, base_dir)
+    runtime = build_runtime(cfg, loaded.base_dir)
     app = create_app(runtime)
     bind_host = host or cfg.server.host
     bind_port = port or cfg.server.port

@@ -41,8 +41,11 @@ def zero_config(
             "for the offline test model"
         )
     llm: dict[str, Any] = {"type": provider}
-    for key, value in (("model", model or os.environ.get("HECTOR_MODEL")), ("api_key", api_key),
-                       ("host", base_url or os.environ.get("HECTOR_BASE_URL"))):
+    for key, value in (
+        ("model", model or os.environ.get("HECTOR_MODEL")),
+        ("api_key", api_key),
+        ("host", base_url or os.environ.get("HECTOR_BASE_URL")),
+    ):
         if value:
             llm[key] = value
     agent_cfg: dict[str, Any] = {"llm": provider}

@@ -42,6 +42,8 @@ class LoadedConfig:
     config: Config
     source: str
     warnings: list[str] = field(default_factory=list)
+    base_dir: Path = field(default_factory=Path.cwd)
+    """Where relative paths in the config (data_dir, working directories) start from."""
 
 
 def _model_at(path: tuple[int | str, ...]) -> type[BaseModel] | None:
@@ -57,9 +59,7 @@ def _model_at(path: tuple[int | str, ...]) -> type[BaseModel] | None:
         annotation = info.annotation
         args = getattr(annotation, "__args__", ())
         candidates = [annotation, *args]
-        nested = next(
-            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
-        )
+        nested = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
         if nested is None:
             nested = next(
                 (
@@ -125,4 +125,6 @@ def load_config(path: str | Path) -> LoadedConfig:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "malformed YAML"
         raise ConfigError(f"{p}: YAML syntax error{where}: {problem}") from None
-    return parse_config(data, str(p))
+    loaded = parse_config(data, str(p))
+    loaded.base_dir = p.resolve().parent
+    return loaded

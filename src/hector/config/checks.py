@@ -47,6 +47,11 @@ def check_config(cfg: Config) -> tuple[list[str], list[str]]:
             continue
         if agent.llm is not None and agent.llm not in cfg.llms:
             errors.append(_missing("llm", owner, agent.llm, llms))
+        elif agent.llm is None and d.llm is None and len(llms) > 1:
+            errors.append(
+                f"{owner}: no llm given and several are declared ({sorted(llms)}); "
+                f"set agents.{agent_id}.llm or defaults.llm"
+            )
         if agent.session_store is not None and agent.session_store not in cfg.session_stores:
             errors.append(_missing("session_store", owner, agent.session_store, list(cfg.session_stores)))
         for tool in agent.tools or []:
@@ -64,12 +69,12 @@ def check_config(cfg: Config) -> tuple[list[str], list[str]]:
                     "the agent will search nothing from it until it is"
                 )
 
-    for store_id, store in cfg.document_stores.items():
-        owner = f"document store {store_id!r}"
-        if store.vector_store is not None and store.vector_store not in cfg.vector_stores:
-            errors.append(_missing("vector_store", owner, store.vector_store, list(cfg.vector_stores)))
-        if store.embedder is not None and store.embedder not in cfg.embedders:
-            errors.append(_missing("embedder", owner, store.embedder, list(cfg.embedders)))
+    for doc_id, doc in cfg.document_stores.items():
+        owner = f"document store {doc_id!r}"
+        if doc.vector_store is not None and doc.vector_store not in cfg.vector_stores:
+            errors.append(_missing("vector_store", owner, doc.vector_store, list(cfg.vector_stores)))
+        if doc.embedder is not None and doc.embedder not in cfg.embedders:
+            errors.append(_missing("embedder", owner, doc.embedder, list(cfg.embedders)))
 
     auth = cfg.server.auth
     if auth.enabled:

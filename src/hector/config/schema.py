@@ -325,6 +325,4 @@ class Config(Section):
         return out
 
 
-_MAP_SECTIONS = (
-    "llms", "embedders", "vector_stores", "document_stores", "tools", "agents", "session_stores"
-)
+_MAP_SECTIONS = ("llms", "embedders", "vector_stores", "document_stores", "tools", "agents", "session_stores")

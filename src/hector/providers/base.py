@@ -47,3 +47,4 @@ class Model(ABC):
 
     async def aclose(self) -> None:
         """Release connections. The default holds none."""
+        return None

@@ -92,9 +92,7 @@ class TestModel(Model):
             return ModelResponse(text, usage=Usage(usage_in, len(text.split())), finish_reason="stop")
         user_text = last.content if last.role == "user" else ""
         by_name = {t.name: t for t in tools}
-        called = [
-            name for name in by_name if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", user_text)
-        ]
+        called = [name for name in by_name if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", user_text)]
         if called:
             given = _first_json_object(user_text)
             calls = tuple(

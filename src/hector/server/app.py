@@ -46,7 +46,9 @@ class AgentEndpoints:
         if base not in self._cards:
             if len(self._cards) > 32:  # many Host headers: don't let a client grow this forever
                 self._cards.clear()
-            self._cards[base] = agent_card_to_dict(build_card(self.entry.agent, base, self.entry.config.skills))
+            self._cards[base] = agent_card_to_dict(
+                build_card(self.entry.agent, base, self.entry.config.skills)
+            )
         return self._cards[base]
 
     def routes(self) -> list[BaseRoute]:
@@ -119,7 +121,9 @@ def create_app(runtime: Runtime) -> Starlette:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 404:
             return _error(404, f"no route for {request.url.path}")
-        return _error(exc.status_code, str(exc.detail), **({"allow": exc.headers.get("Allow")} if exc.headers else {}))
+        return _error(
+            exc.status_code, str(exc.detail), **({"allow": exc.headers.get("Allow")} if exc.headers else {})
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

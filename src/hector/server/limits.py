@@ -14,11 +14,21 @@ class BodySizeLimitMiddleware:
 
     async def _reject(self, send: Send) -> None:
         body = json.dumps(
-            {"error": f"request body too large (limit: {self.max_body_size} bytes); "
-             "send a smaller message or raise server.max_body_size"}
+            {
+                "error": f"request body too large (limit: {self.max_body_size} bytes); "
+                "send a smaller message or raise server.max_body_size"
+            }
         ).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
