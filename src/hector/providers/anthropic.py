@@ -272,9 +272,7 @@ class AnthropicModel(Model):
             raise ProviderError(f"{self._where}: {self._redact(exc.message)}") from exc
 
     def _detail(self, exc: anthropic.APIStatusError) -> str:
-        body = exc.body
-        message = body.get("message") if isinstance(body, dict) else None
-        return self._redact(str(message) if message else exc.response.reason_phrase or "error")
+        return self._redact(exc.api_message or exc.response.reason_phrase or "error")
 
     def _redact(self, text: str) -> str:
         # A proxy may echo request headers back in its error body.
