@@ -44,6 +44,7 @@ class Figures:
     p90_ms: float
     p99_ms: float
     peak_rss_mb: float
+    capped: bool  # stopped by --duration-cap before sending all requests
 
 
 def free_port() -> int:
@@ -165,6 +166,7 @@ async def load(base: str, total: int, concurrency: int, cap: float, pid: int) ->
         p90_ms=round(percentile(latencies, 90), 2),
         p99_ms=round(percentile(latencies, 99), 2),
         peak_rss_mb=round(peak_rss_mb(pid), 1),
+        capped=done < total,
     )
 
 
@@ -226,7 +228,8 @@ def print_table(report: dict[str, Any]) -> None:
     print(ROW.format("target", "requests", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms", "peak RSS MB"))
     for name, f in report["targets"].items():
         figures = (f["rps"], f["p50_ms"], f["p90_ms"], f["p99_ms"], f["peak_rss_mb"])
-        print(ROW.format(name, f["requests"], f["errors"], *(f"{x:.1f}" for x in figures)))
+        row = ROW.format(name, f["requests"], f["errors"], *(f"{x:.1f}" for x in figures))
+        print(row + ("  (hit duration cap)" if f["capped"] else ""))
     ratio = report["ratio_hector_over_floor"]
     print(f"hector/floor: req/s x{ratio['rps']}, p50 x{ratio['p50']}")
 

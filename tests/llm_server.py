@@ -17,7 +17,6 @@ import base64
 import itertools
 import json
 import re
-import socket
 import threading
 import time
 from collections import deque
@@ -99,7 +98,9 @@ def _id(prefix: str) -> str:
 
 
 class ScriptedLLMServer:
-    def __init__(self) -> None:
+    def __init__(self, certfile: str | None = None) -> None:
+        """*certfile*: a PEM with key and certificate chain, to serve HTTPS instead of HTTP."""
+        self._certfile = certfile
         self._lock = threading.Lock()
         self._script: deque[Reply] = deque()
         self.requests: list[Recorded] = []
@@ -156,20 +157,24 @@ class ScriptedLLMServer:
             Route("/api/chat", self._handler(_ollama), methods=["POST"]),
         ]
         config = uvicorn.Config(
-            Starlette(routes=routes), log_level="warning", lifespan="off", timeout_graceful_shutdown=2
+            Starlette(routes=routes),
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+            ssl_certfile=self._certfile,
         )
         self._server = uvicorn.Server(config)
-        # Binding here, not in uvicorn, gives the port before the thread starts.
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 10
         while not self._server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 raise RuntimeError("scripted LLM server did not start")
             time.sleep(0.01)
+        port = self._server.servers[0].sockets[0].getsockname()[1]
+        self.url = f"{'https' if self._certfile else 'http'}://127.0.0.1:{port}"
 
     def stop(self) -> None:
         if self._server is not None and self._thread is not None:

@@ -8,6 +8,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from hector.security.redact import RedactingFilter
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 LEVELS = {
     "debug": logging.DEBUG,
@@ -47,9 +49,12 @@ class TextFormatter(logging.Formatter):
         )
 
 
-def setup_logging(level: str = "info", fmt: str = "text", file: str | None = None) -> None:
+def setup_logging(
+    level: str = "info", fmt: str = "text", file: str | None = None, secrets: set[str] | None = None
+) -> None:
     handler: logging.Handler = logging.FileHandler(file) if file else logging.StreamHandler(sys.stderr)
     handler.setFormatter(JSONFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(RedactingFilter(secrets or set()))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

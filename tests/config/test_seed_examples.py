@@ -72,9 +72,10 @@ def assert_no_key_dropped(raw: Any, node: Any, where: str = "") -> None:
         aliases: dict[str, str] = getattr(type(node), "aliases", {})
         for key, value in raw.items():
             field = aliases.get(key, key)
-            assert field in type(node).model_fields, f"{where}.{key}: not a field of {type(node).__name__}"
-            assert field in node.model_fields_set, f"{where}.{key}: given in the YAML but not set"
-            assert_no_key_dropped(value, getattr(node, field), f"{where}.{key}".lstrip("."))
+            at = f"{where}.{key}" if where else str(key)
+            assert field in type(node).model_fields, f"{at}: not a field of {type(node).__name__}"
+            assert field in node.model_fields_set, f"{at}: given in the YAML but not set"
+            assert_no_key_dropped(value, getattr(node, field), at)
     elif isinstance(node, dict) and isinstance(raw, dict):
         assert set(raw) == set(node), f"{where}: entries {sorted(raw)} became {sorted(node)}"
         for key, value in raw.items():

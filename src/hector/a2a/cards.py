@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from a2a.types.a2a_pb2 import AgentCapabilities, AgentCard, AgentInterface, AgentSkill
+from a2a.types.a2a_pb2 import (
+    AgentCapabilities,
+    AgentCard,
+    AgentInterface,
+    AgentSkill,
+    HTTPAuthSecurityScheme,
+    SecurityScheme,
+)
 from a2a.utils.constants import PROTOCOL_VERSION_0_3, PROTOCOL_VERSION_1_0, TransportProtocol
 
 from hector import __version__
@@ -11,13 +18,20 @@ from hector.config.schema import SkillConfig
 
 INPUT_MODES = ["text/plain", "application/json"]
 OUTPUT_MODES = ["text/plain", "application/json"]
+SCHEME = "BearerAuth"
 
 
 def agent_url(base_url: str, agent_id: str) -> str:
     return f"{base_url.rstrip('/')}/agents/{agent_id}"
 
 
-def build_card(agent: Agent, base_url: str, skills: list[SkillConfig] | None = None) -> AgentCard:
+def build_card(
+    agent: Agent,
+    base_url: str,
+    skills: list[SkillConfig] | None = None,
+    auth_enabled: bool = False,
+    auth_required: bool = False,
+) -> AgentCard:
     """The card for *agent* served at *base_url*.
 
     Both protocol versions are listed on the same URL: 1.0 first (current clients pick it),
@@ -33,7 +47,7 @@ def build_card(agent: Agent, base_url: str, skills: list[SkillConfig] | None = N
         AgentSkill(id=s.id, name=s.name, description=s.description, tags=s.tags, examples=s.examples)
         for s in skills or []
     ]
-    return AgentCard(
+    card = AgentCard(
         name=agent.name,
         description=agent.description or f"Hector agent {agent.name}",
         version=__version__,
@@ -51,3 +65,16 @@ def build_card(agent: Agent, base_url: str, skills: list[SkillConfig] | None = N
             )
         ],
     )
+    if auth_enabled:
+        # API keys travel as bearer tokens too, so one HTTP bearer scheme describes both.
+        card.security_schemes[SCHEME].CopyFrom(
+            SecurityScheme(
+                http_auth_security_scheme=HTTPAuthSecurityScheme(
+                    scheme="bearer", bearer_format="JWT", description="A JWT from the issuer, or an API key"
+                )
+            )
+        )
+        if auth_required:
+            requirement = card.security_requirements.add()
+            requirement.schemes[SCHEME].SetInParent()
+    return card

@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 import yaml
 from rich.console import Console
@@ -304,20 +303,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code instead of exiting (for tests)."""
     load_env_files()
     try:
-        # Without standalone mode, click returns a command's exit code instead of exiting.
-        code = app(args=list(argv) if argv is not None else None, prog_name="hector", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except (click.exceptions.Abort, KeyboardInterrupt):
+        # Standalone mode lets typer report usage errors (exit 2) and --help itself; it ends
+        # with SystemExit, which carries the exit code.
+        app(args=list(argv) if argv is not None else None, prog_name="hector", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:
         err.print("interrupted")
         return 130
     except HectorError as exc:
         err.print(f"[red]error:[/red] {exc.message}")
         return 1
-    return code if isinstance(code, int) else 0
+    return 0
 
 
 def run() -> None:

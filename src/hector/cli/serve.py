@@ -7,29 +7,12 @@ import logging
 import uvicorn
 from rich.console import Console
 
-from hector.config import Config, LoadedConfig
-from hector.errors import ConfigError
+from hector.config import LoadedConfig
 from hector.logsetup import setup_logging
 from hector.runtime import build_runtime
 from hector.server.app import create_app
 
 log = logging.getLogger("hector.server")
-
-
-def _refuse_unbuilt(cfg: Config) -> None:
-    # Serving with a security setting that is accepted but not enforced would be worse than
-    # refusing to start: the operator would believe the agents are protected.
-    if cfg.server.auth.enabled:
-        raise ConfigError(
-            "server.auth is enabled, but this build of Hector does not enforce authentication yet; "
-            "refusing to serve unprotected agents. Remove server.auth.enabled or use a build "
-            "with auth support"
-        )
-    if cfg.server.rate_limiting.enabled:
-        raise ConfigError(
-            "server.rate_limiting is enabled, but this build of Hector does not enforce it yet; "
-            "remove server.rate_limiting.enabled to serve without rate limits"
-        )
 
 
 def announce(loaded: LoadedConfig, console: Console, url: str) -> None:
@@ -57,7 +40,6 @@ def serve(
     log_format: str | None,
 ) -> None:
     cfg = loaded.config
-    _refuse_unbuilt(cfg)
     setup_logging(log_level or cfg.logger.level, log_format or cfg.logger.format, cfg.logger.file)
     runtime = build_runtime(cfg, loaded.base_dir)
     app = create_app(runtime)

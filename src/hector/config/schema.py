@@ -231,7 +231,8 @@ class RateLimitConfig(Section):
     burst: int | None = Field(default=None, gt=0)
     per_user: bool = False
     backend: Literal["memory", "redis"] = "memory"
-    redis_url: str | None = None
+    redis_url: SecretStr | None = None
+    """Default: redis://127.0.0.1:6379/0."""
 
 
 class MetricsConfig(Section):
@@ -317,7 +318,8 @@ class Config(Section):
         # `agents:` with nothing under it is an empty section, not an error.
         if not isinstance(data, dict):
             return data
-        out = {k: ({} if v is None and k != "version" else v) for k, v in data.items()}
+        # Scalar top-level keys (`name:` left empty) stay None.
+        out = {k: ({} if v is None and k not in _SCALAR_KEYS else v) for k, v in data.items()}
         for key in _MAP_SECTIONS:
             section = out.get(key)
             if isinstance(section, dict):
@@ -325,4 +327,5 @@ class Config(Section):
         return out
 
 
+_SCALAR_KEYS = ("version", "name", "description")
 _MAP_SECTIONS = ("llms", "embedders", "vector_stores", "document_stores", "tools", "agents", "session_stores")

@@ -108,25 +108,17 @@ class GeminiModel(Model):
         system: list[str] = []
         contents: list[types.Content] = []
         names: dict[str, str] = {}
-        results: list[types.Part] | None = None
         for message in messages:
-            if message.role == "tool":
-                call_id = message.tool_call_id or ""
-                key = "error" if message.is_error else "output"
-                response = types.FunctionResponse(
-                    id=None if call_id.startswith(LOCAL_ID_PREFIX) else call_id or None,
-                    name=message.name or names.get(call_id, ""),
-                    response={key: message.content},
-                )
-                if results is None:
-                    # All answers to one turn's calls go back together, in one user turn.
-                    results = []
-                    contents.append(types.Content(role="user", parts=results))
-                results.append(types.Part(function_response=response))
-                continue
-            results = None
             if message.role == "system":
                 system.append(message.content)
+            elif message.role == "tool":
+                part = types.Part(function_response=self._result(message, names))
+                last = contents[-1] if contents else None
+                if last is not None and last.parts and last.parts[0].function_response is not None:
+                    # All answers to one turn's calls go back together, in one user turn.
+                    last.parts.append(part)
+                else:
+                    contents.append(types.Content(role="user", parts=[part]))
             elif message.role == "assistant":
                 parts = [types.Part(text=message.content)] if message.content else []
                 for i, call in enumerate(message.tool_calls):
@@ -137,6 +129,17 @@ class GeminiModel(Model):
             else:
                 contents.append(types.Content(role="user", parts=[types.Part(text=message.content)]))
         return "\n\n".join(system), contents
+
+    @staticmethod
+    def _result(message: ChatMessage, names: dict[str, str]) -> types.FunctionResponse:
+        call_id = message.tool_call_id or ""
+        # The SDK documents "output" for a result and "error" for a failure.
+        key = "error" if message.is_error else "output"
+        return types.FunctionResponse(
+            id=None if call_id.startswith(LOCAL_ID_PREFIX) else call_id or None,
+            name=message.name or names.get(call_id, ""),
+            response={key: message.content},
+        )
 
     def _call_part(self, call: ToolCall, first: bool) -> types.Part:
         signature = self._signatures.get(call.id)

@@ -203,8 +203,11 @@ class OllamaModel(Model):
                 f"(raise `timeout` in llms.{self._name} if the model needs longer)"
             ) from exc
         except (ConnectionError, httpx.HTTPError) as exc:
+            # The SDK replaces a connect error by a generic ConnectionError; the real reason (refused,
+            # TLS verification, DNS) is still its context.
+            reason = exc.__context__ if isinstance(exc, ConnectionError) and exc.__context__ else exc
             raise ProviderError(
-                f"{self._where}: cannot connect to {self._host}: {exc}; "
+                f"{self._where}: cannot connect to {self._host}: {reason}; "
                 f"check `host` in llms.{self._name} and that `ollama serve` is running"
             ) from exc
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.request_handlers.response_helpers import agent_card_to_dict
 from a2a.server.routes import create_jsonrpc_routes, create_rest_routes
+from a2a.types.a2a_pb2 import AgentCard
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -20,7 +22,12 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from hector.a2a.cards import build_card
 from hector.a2a.executor import HectorAgentExecutor
+from hector.config.schema import RateLimitConfig
 from hector.runtime import AgentEntry, Runtime
+from hector.security.authn import Authenticator
+from hector.security.clientip import parse_networks
+from hector.security.middleware import AuthMiddleware, RateLimitMiddleware, principal_of
+from hector.security.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from hector.server.limits import BodySizeLimitMiddleware
 
 log = logging.getLogger("hector.server")
@@ -29,10 +36,11 @@ log = logging.getLogger("hector.server")
 class AgentEndpoints:
     """The a2a-sdk request handler of one agent and the card it serves."""
 
-    def __init__(self, entry: AgentEntry, base_url: str | None) -> None:
+    def __init__(self, entry: AgentEntry, base_url: str | None, auth: CardAuth) -> None:
         self.entry = entry
         self.base_url = base_url
-        placeholder = build_card(entry.agent, base_url or "http://localhost", entry.config.skills)
+        self.auth = auth
+        placeholder = self._build(base_url or "http://localhost")
         self.handler = DefaultRequestHandler(
             agent_executor=HectorAgentExecutor(entry.agent),
             task_store=entry.task_store,
@@ -46,10 +54,12 @@ class AgentEndpoints:
         if base not in self._cards:
             if len(self._cards) > 32:  # many Host headers: don't let a client grow this forever
                 self._cards.clear()
-            self._cards[base] = agent_card_to_dict(
-                build_card(self.entry.agent, base, self.entry.config.skills)
-            )
+            self._cards[base] = agent_card_to_dict(self._build(base))
         return self._cards[base]
+
+    def _build(self, base: str) -> AgentCard:
+        required = self.auth.required or self.entry.agent.visibility == "internal"
+        return build_card(self.entry.agent, base, self.entry.config.skills, self.auth.enabled, required)
 
     def routes(self) -> list[BaseRoute]:
         prefix = f"/agents/{self.entry.agent.id}"
@@ -72,14 +82,33 @@ class AgentEndpoints:
         return routes
 
 
+@dataclass(frozen=True)
+class CardAuth:
+    enabled: bool
+    required: bool
+
+
+def _limiter(cfg: RateLimitConfig) -> RateLimiter:
+    capacity = cfg.burst or cfg.requests_per_minute
+    if cfg.backend == "redis":
+        url = cfg.redis_url.get_secret_value() if cfg.redis_url else "redis://127.0.0.1:6379/0"
+        return RedisRateLimiter(cfg.requests_per_minute, capacity, url)
+    return MemoryRateLimiter(cfg.requests_per_minute, capacity)
+
+
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
 def create_app(runtime: Runtime) -> Starlette:
     server = runtime.config.server
+    auth = server.auth
+    authenticator = Authenticator(auth) if auth.enabled else None
+    card_auth = CardAuth(enabled=auth.enabled, required=auth.enabled and auth.require_auth)
+    limiter = _limiter(server.rate_limiting) if server.rate_limiting.enabled else None
+    trusted = parse_networks(server.trusted_proxies)
     exposed = {
-        agent_id: AgentEndpoints(entry, server.base_url)
+        agent_id: AgentEndpoints(entry, server.base_url, card_auth)
         for agent_id, entry in runtime.agents.items()
         if entry.agent.visibility != "private"
     }
@@ -89,18 +118,27 @@ def create_app(runtime: Runtime) -> Starlette:
 
     async def ready(request: Request) -> Response:
         problems = await runtime.check_ready()
+        if authenticator is not None and authenticator.jwks is not None and not authenticator.jwks.loaded:
+            problems.append("jwks: signing keys not loaded yet")
         if problems:
             return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
         return JSONResponse({"status": "ready"})
 
     async def discovery(request: Request) -> Response:
-        cards = [endpoints.card(request) for endpoints in exposed.values()]
+        signed_in = principal_of(request.scope) is not None
+        cards = [
+            endpoints.card(request)
+            for endpoints in exposed.values()
+            if endpoints.entry.agent.visibility == "public" or signed_in
+        ]
         return JSONResponse({"agents": cards, "total": len(cards)})
 
+    public = [e for e in exposed.values() if e.entry.agent.visibility == "public"]
+
     async def root_card(request: Request) -> Response:
-        if not exposed:
-            return _error(404, "no agent is exposed over HTTP")
-        return JSONResponse(next(iter(exposed.values())).card(request))
+        if not public:
+            return _error(404, "no public agent is exposed over HTTP")
+        return JSONResponse(public[0].card(request))
 
     async def unknown_agent(request: Request) -> Response:
         name = request.path_params["name"].split("/")[0]
@@ -128,14 +166,36 @@ def create_app(runtime: Runtime) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with runtime:
+            if authenticator is not None:
+                await authenticator.start()
             try:
                 yield
             finally:
                 for endpoints in exposed.values():
                     await endpoints.handler.aclose()
+                if limiter is not None:
+                    await limiter.aclose()
 
     cors = server.cors
-    middleware = [Middleware(BodySizeLimitMiddleware, max_body_size=server.max_body_size)]
+    visibility = {agent_id: e.entry.agent.visibility for agent_id, e in exposed.items()}
+    failure_limiter = MemoryRateLimiter(30, 30) if authenticator is not None else None
+    middleware = [
+        Middleware(BodySizeLimitMiddleware, max_body_size=server.max_body_size),
+        Middleware(
+            AuthMiddleware,
+            cfg=auth,
+            authenticator=authenticator,
+            visibility=visibility,
+            failure_limiter=limiter or failure_limiter,
+            trusted_proxies=trusted,
+        ),
+    ]
+    if limiter is not None:
+        middleware.append(
+            Middleware(
+                RateLimitMiddleware, cfg=server.rate_limiting, limiter=limiter, trusted_proxies=trusted
+            )
+        )
     if cors is not None:
         middleware.insert(
             0,

@@ -1,0 +1,55 @@
+"""Keeps configured secrets out of log output, whatever code path tries to log them."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import BaseModel, SecretStr
+
+MASK = "[REDACTED]"
+MIN_SECRET_LENGTH = 6  # shorter values would mask ordinary words
+
+
+def collect_secrets(node: Any) -> set[str]:
+    """Every ``SecretStr`` value in a configuration tree."""
+    found: set[str] = set()
+    if isinstance(node, SecretStr):
+        value = node.get_secret_value()
+        if len(value) >= MIN_SECRET_LENGTH:
+            found.add(value)
+    elif isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            found |= collect_secrets(getattr(node, name))
+    elif isinstance(node, dict):
+        for value in node.values():
+            found |= collect_secrets(value)
+    elif isinstance(node, list | tuple):
+        for value in node:
+            found |= collect_secrets(value)
+    return found
+
+
+class RedactingFilter(logging.Filter):
+    """Replaces known secret values in a record's message, arguments and extra fields."""
+
+    def __init__(self, secrets: set[str]) -> None:
+        super().__init__()
+        # Longest first, so a secret that contains another is masked whole.
+        self.secrets = sorted(secrets, key=len, reverse=True)
+
+    def _clean(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        record.msg = self._clean(record.getMessage())
+        record.args = None
+        for key, value in list(vars(record).items()):
+            if isinstance(value, str) and key not in ("msg", "name", "levelname", "pathname", "filename"):
+                setattr(record, key, self._clean(value))
+        return True
