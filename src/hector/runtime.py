@@ -63,12 +63,13 @@ class Runtime:
     async def check_ready(self) -> list[str]:
         """Problems that make the server unable to serve (empty when ready)."""
         problems = []
-        for url, engine in self.engines.items():
+        for engine in self.engines.values():
             try:
                 async with engine.connect() as conn:
                     await conn.exec_driver_sql("SELECT 1")
             except Exception as exc:
-                problems.append(f"database {url}: {type(exc).__name__}")
+                # The dialect only: a database URL may carry a password and internal host names.
+                problems.append(f"database ({engine.dialect.name}): {type(exc).__name__}")
         return problems
 
 

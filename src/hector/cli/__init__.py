@@ -110,6 +110,14 @@ def serve(
         str | None, typer.Option(envvar="LOG_LEVEL", help="debug | info | warn | error")
     ] = None,
     log_format: Annotated[str | None, typer.Option(envvar="LOG_FORMAT", help="text | json")] = None,
+    auth_jwks_url: Annotated[
+        str | None, typer.Option(help="JWKS URL (with --auth-issuer, --auth-audience).")
+    ] = None,
+    auth_issuer: Annotated[str | None, typer.Option(help="Expected JWT issuer (iss).")] = None,
+    auth_audience: Annotated[str | None, typer.Option(help="Expected JWT audience (aud).")] = None,
+    auth_required: Annotated[
+        bool, typer.Option("--auth-required/--no-auth-required", help="Refuse unauthenticated requests.")
+    ] = True,
 ) -> None:
     """Serve the configured agents over A2A (JSON-RPC, HTTP+JSON, SSE)."""
     from hector.cli.serve import serve as run_server
@@ -122,13 +130,31 @@ def serve(
         "instruction": instruction,
         "tools": [t.strip() for t in tools.split(",") if t.strip()] if tools else None,
     }
+    auth = {"jwks_url": auth_jwks_url, "issuer": auth_issuer, "audience": auth_audience}
     if config is not None:
-        given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v]
+        named = {
+            **flags,
+            "auth_jwks_url": auth_jwks_url,
+            "auth_issuer": auth_issuer,
+            "auth_audience": auth_audience,
+        }
+        given = [f"--{k.replace('_', '-')}" for k, v in named.items() if v]
         if given:
             raise ConfigError(f"--config cannot be combined with zero-config flags: {', '.join(given)}")
         loaded = load_config(config)
     else:
-        loaded = parse_config(zero_config(agent=agent, **flags), "<zero-config>")  # type: ignore[arg-type]
+        data = zero_config(agent=agent, **flags)  # type: ignore[arg-type]
+        auth_warning = None
+        if all(auth.values()):
+            data["server"] = {"auth": {"enabled": True, "require_auth": auth_required, **auth}}
+        elif any(auth.values()):
+            auth_warning = (
+                "--auth-jwks-url, --auth-issuer and --auth-audience must all be given; "
+                "authentication is DISABLED"
+            )
+        loaded = parse_config(data, "<zero-config>")
+        if auth_warning:
+            loaded.warnings.append(auth_warning)
     run_server(loaded, host, port, log_level, log_format)
 
 

@@ -10,6 +10,7 @@ from rich.console import Console
 from hector.config import LoadedConfig
 from hector.logsetup import setup_logging
 from hector.runtime import build_runtime
+from hector.security.redact import collect_secrets
 from hector.server.app import create_app
 
 log = logging.getLogger("hector.server")
@@ -40,7 +41,9 @@ def serve(
     log_format: str | None,
 ) -> None:
     cfg = loaded.config
-    setup_logging(log_level or cfg.logger.level, log_format or cfg.logger.format, cfg.logger.file)
+    setup_logging(
+        log_level or cfg.logger.level, log_format or cfg.logger.format, cfg.logger.file, collect_secrets(cfg)
+    )
     runtime = build_runtime(cfg, loaded.base_dir)
     app = create_app(runtime)
     bind_host = host or cfg.server.host

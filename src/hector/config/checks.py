@@ -77,6 +77,12 @@ def check_config(cfg: Config) -> tuple[list[str], list[str]]:
             errors.append(_missing("embedder", owner, doc.embedder, list(cfg.embedders)))
 
     auth = cfg.server.auth
+    internal = [a for a, c in cfg.agents.items() if c.visibility == "internal"]
+    if internal and not auth.enabled:
+        warnings.append(
+            f"agents {internal} are internal, which requires authentication, but server.auth is not "
+            "enabled: they cannot be reached over HTTP until it is"
+        )
     if auth.enabled:
         jwt = {"jwks_url": auth.jwks_url, "issuer": auth.issuer, "audience": auth.audience}
         given = [k for k, v in jwt.items() if v]
