@@ -165,14 +165,21 @@ async def test_retries_then_succeeds(make: ModelFactory, llm_server: ScriptedLLM
     assert len(llm_server.requests) == 2
 
 
-async def test_retry_after_is_honoured(make: ModelFactory, llm_server: ScriptedLLMServer) -> None:
-    llm_server.fail(429, "slow down", retry_after="0.4")
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_retry_after_is_honoured(
+    make: ModelFactory, llm_server: ScriptedLLMServer, streaming: bool
+) -> None:
+    llm_server.fail(429, "slow down", retry_after="0.3")
     llm_server.reply("Recovered.")
+    model = make()
 
     started = time.monotonic()
-    await make().request(conversation(), [], {})
+    if streaming:
+        await collect(model.stream(conversation(), [], {}))
+    else:
+        await model.request(conversation(), [], {})
 
-    assert time.monotonic() - started >= 0.4
+    assert time.monotonic() - started >= 0.3
 
 
 async def test_stream_retries_before_first_chunk(make: ModelFactory, llm_server: ScriptedLLMServer) -> None:

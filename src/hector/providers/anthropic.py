@@ -18,7 +18,6 @@ from anthropic.types import (
 )
 
 from hector.config.schema import LLMConfig
-from hector.errors import ProviderError, ProviderHTTPError, ProviderTimeoutError
 from hector.http_client import create_ssl_context
 from hector.messages import (
     ChatMessage,
@@ -32,7 +31,7 @@ from hector.messages import (
 )
 from hector.providers import tls_options
 from hector.providers.base import Model, ModelSettings
-from hector.providers.openai import parse_arguments
+from hector.providers.common import Failures, parse_arguments
 
 DEFAULT_MAX_TOKENS = 4096
 """The Messages API requires ``max_tokens``; this is used when the config sets none."""
@@ -132,9 +131,7 @@ class AnthropicModel(Model):
 
     def __init__(self, name: str, cfg: LLMConfig, model: str, api_key: str | None) -> None:
         self.model_name = model
-        self._name = name
         self._cfg = cfg
-        self._api_key = api_key
         component = f"LLM provider anthropic ({name})"
         timeout = anthropic.Timeout(cfg.timeout, connect=min(cfg.timeout, 10.0))
         # This SDK runs on httpx2 and rejects `httpx` clients, so `create_async_client` cannot be
@@ -149,10 +146,7 @@ class AnthropicModel(Model):
             timeout=timeout,
             http_client=http_client,
         )
-
-    @property
-    def _where(self) -> str:
-        return f"anthropic ({self._name})"
+        self._fail = Failures("anthropic", name, str(self._client.base_url), cfg.timeout, api_key)
 
     def _params(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], settings: ModelSettings
@@ -250,33 +244,17 @@ class AnthropicModel(Model):
         """SDK exceptions → Hector's, after the SDK's own retries are spent."""
         try:
             yield
-        except anthropic.APITimeoutError as exc:
-            raise ProviderTimeoutError(
-                f"{self._where}: no answer from {self._client.base_url} within {self._cfg.timeout:g}s "
-                f"(raise `timeout` in llms.{self._name} if the model needs longer)"
-            ) from exc
+        except anthropic.APITimeoutError as exc:  # before its base class, APIConnectionError
+            raise self._fail.timed_out() from exc
         except anthropic.APIStatusError as exc:
-            if exc.status_code < 400:
-                # An `error` event inside a stream that had started with 200 OK.
-                raise ProviderError(
-                    f"{self._where}: the response stream failed: {self._detail(exc)}"
-                ) from exc
-            raise ProviderHTTPError(self._where, exc.status_code, self._detail(exc)) from exc
+            detail = exc.api_message or exc.response.reason_phrase
+            if exc.status_code < 400:  # an `error` event in a stream that began with 200 OK
+                raise self._fail.stream_failed(detail) from exc
+            raise self._fail.http(exc.status_code, detail) from exc
         except anthropic.APIConnectionError as exc:
-            cause = exc.__cause__ or exc
-            raise ProviderError(
-                f"{self._where}: cannot connect to {self._client.base_url}: {cause}; "
-                f"check `host` in llms.{self._name} and that the server is running"
-            ) from exc
+            raise self._fail.unreachable(exc.__cause__ or exc) from exc
         except anthropic.APIError as exc:
-            raise ProviderError(f"{self._where}: {self._redact(exc.message)}") from exc
-
-    def _detail(self, exc: anthropic.APIStatusError) -> str:
-        return self._redact(exc.api_message or exc.response.reason_phrase or "error")
-
-    def _redact(self, text: str) -> str:
-        # A proxy may echo request headers back in its error body.
-        return text.replace(self._api_key, "[redacted]") if self._api_key else text
+            raise self._fail.stream_failed(exc.message) from exc
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -13,7 +13,6 @@ from google import genai
 from google.genai import errors as genai_errors, types
 
 from hector.config.schema import LLMConfig
-from hector.errors import ProviderError, ProviderHTTPError, ProviderTimeoutError
 from hector.http_client import create_async_client
 from hector.messages import (
     ChatMessage,
@@ -27,6 +26,7 @@ from hector.messages import (
 )
 from hector.providers import tls_options
 from hector.providers.base import Model, ModelSettings
+from hector.providers.common import Failures
 from hector.providers.retry import (
     Retryable,
     RetryPolicy,
@@ -43,6 +43,7 @@ SKIP_SIGNATURE = b"skip_thought_signature_validator"
 """Google's documented stand-in for a thought signature we no longer have."""
 _SIGNATURES_KEPT = 1024
 _OLD_MODELS = re.compile(r"^(models/)?gemini-[12][.-]")
+"""Models from before signatures were required: they get no stand-in, only real signatures."""
 
 
 def _classify(exc: Exception) -> Retryable | None:
@@ -76,10 +77,8 @@ class GeminiModel(Model):
 
     def __init__(self, name: str, cfg: LLMConfig, model: str, api_key: str | None) -> None:
         self.model_name = model
-        self._name = name
         self._cfg = cfg
-        self._api_key = api_key
-        self._host = cfg.host or DEFAULT_HOST
+        self._fail = Failures("gemini", name, cfg.host or DEFAULT_HOST, cfg.timeout, api_key)
         self._http = create_async_client(
             component=f"LLM provider gemini ({name})", tls=tls_options(cfg), timeout=cfg.timeout
         )
@@ -94,15 +93,11 @@ class GeminiModel(Model):
             ),
         )
         # The SDK can retry, but ignores Retry-After; ours honours it.
-        self._retry = RetryPolicy(cfg.max_retries, cfg.retry_delay, self._where)
+        self._retry = RetryPolicy(cfg.max_retries, cfg.retry_delay, self._fail.where)
         # Gemini signs its function calls and wants each signature back with the call in later
         # turns (Gemini 3 refuses the request without). ChatMessage has no place for it, so the
         # signatures wait here, by call id.
         self._signatures: OrderedDict[str, bytes] = OrderedDict()
-
-    @property
-    def _where(self) -> str:
-        return f"gemini ({self._name})"
 
     def _contents(self, messages: Sequence[ChatMessage]) -> tuple[str, list[types.Content]]:
         system: list[str] = []
@@ -256,22 +251,11 @@ class GeminiModel(Model):
         try:
             yield
         except genai_errors.APIError as exc:
-            detail = self._redact(exc.message or exc.status or "error")
-            raise ProviderHTTPError(self._where, exc.code, detail) from exc
-        except httpx.TimeoutException as exc:
-            raise ProviderTimeoutError(
-                f"{self._where}: no answer from {self._host} within {self._cfg.timeout:g}s "
-                f"(raise `timeout` in llms.{self._name} if the model needs longer)"
-            ) from exc
+            raise self._fail.http(exc.code, exc.message or exc.status or "") from exc
+        except httpx.TimeoutException as exc:  # before its base class, HTTPError
+            raise self._fail.timed_out() from exc
         except httpx.HTTPError as exc:
-            raise ProviderError(
-                f"{self._where}: cannot connect to {self._host}: {exc}; "
-                f"check `host` in llms.{self._name} and that the server is running"
-            ) from exc
-
-    def _redact(self, text: str) -> str:
-        # A proxy may echo request headers back in its error body.
-        return text.replace(self._api_key, "[redacted]") if self._api_key else text
+            raise self._fail.unreachable(exc) from exc
 
     async def aclose(self) -> None:
         # The SDK leaves a client it was handed to its owner.

@@ -12,7 +12,6 @@ import httpx
 import ollama
 
 from hector.config.schema import LLMConfig
-from hector.errors import ProviderError, ProviderHTTPError, ProviderTimeoutError
 from hector.http_client import create_ssl_context
 from hector.messages import (
     ChatMessage,
@@ -26,6 +25,7 @@ from hector.messages import (
 )
 from hector.providers import tls_options
 from hector.providers.base import Model, ModelSettings
+from hector.providers.common import Failures
 from hector.providers.retry import (
     Retryable,
     RetryPolicy,
@@ -107,24 +107,20 @@ class OllamaModel(Model):
 
     def __init__(self, name: str, cfg: LLMConfig, model: str) -> None:
         self.model_name = model
-        self._name = name
         self._cfg = cfg
-        self._host = cfg.host or DEFAULT_HOST
+        host = cfg.host or DEFAULT_HOST
+        self._fail = Failures("ollama", name, host, cfg.timeout)
         component = f"LLM provider ollama ({name})"
         # The SDK builds its own httpx client from these keyword arguments, so it gets Hector's
         # TLS context and timeouts that way rather than through `create_async_client`.
         self._client = _ChatClient(
-            host=self._host,
+            host=host,
             timeout=httpx.Timeout(cfg.timeout, connect=min(cfg.timeout, 10.0)),
             verify=create_ssl_context(tls_options(cfg), component),
             follow_redirects=False,
             event_hooks={"response": [_note_retry_after]},
         )
-        self._retry = RetryPolicy(cfg.max_retries, cfg.retry_delay, self._where)
-
-    @property
-    def _where(self) -> str:
-        return f"ollama ({self._name})"
+        self._retry = RetryPolicy(cfg.max_retries, cfg.retry_delay, self._fail.where)
 
     def _body(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], settings: ModelSettings
@@ -193,23 +189,16 @@ class OllamaModel(Model):
         try:
             yield
         except ollama.ResponseError as exc:
-            if exc.status_code < 0:
-                # An error line inside a stream that had started with 200 OK.
-                raise ProviderError(f"{self._where}: the response stream failed: {exc.error}") from exc
-            raise ProviderHTTPError(self._where, exc.status_code, exc.error) from exc
-        except httpx.TimeoutException as exc:
-            raise ProviderTimeoutError(
-                f"{self._where}: no answer from {self._host} within {self._cfg.timeout:g}s "
-                f"(raise `timeout` in llms.{self._name} if the model needs longer)"
-            ) from exc
+            if exc.status_code < 0:  # an error line in a stream that began with 200 OK
+                raise self._fail.stream_failed(exc.error) from exc
+            raise self._fail.http(exc.status_code, exc.error) from exc
+        except httpx.TimeoutException as exc:  # before its base class, HTTPError
+            raise self._fail.timed_out() from exc
         except (ConnectionError, httpx.HTTPError) as exc:
-            # The SDK replaces a connect error by a generic ConnectionError; the real reason (refused,
-            # TLS verification, DNS) is still its context.
+            # The SDK swaps a connect error for a generic ConnectionError; the real reason
+            # (refused, TLS verification, DNS) survives as its context.
             reason = exc.__context__ if isinstance(exc, ConnectionError) and exc.__context__ else exc
-            raise ProviderError(
-                f"{self._where}: cannot connect to {self._host}: {reason}; "
-                f"check `host` in llms.{self._name} and that `ollama serve` is running"
-            ) from exc
+            raise self._fail.unreachable(reason, check="that `ollama serve` is running") from exc
 
     async def aclose(self) -> None:
         await self._client.close()  # type: ignore[no-untyped-call]  # the SDK leaves close() unannotated

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import logging
+import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +17,6 @@ from openai.types.chat import (
 )
 
 from hector.config.schema import LLMConfig
-from hector.errors import ProviderError, ProviderHTTPError, ProviderTimeoutError
 from hector.http_client import create_async_client
 from hector.messages import (
     ChatMessage,
@@ -31,27 +30,10 @@ from hector.messages import (
 )
 from hector.providers import tls_options
 from hector.providers.base import Model, ModelSettings
-
-log = logging.getLogger("hector.providers")
+from hector.providers.common import Failures, parse_arguments
 
 NO_KEY_PLACEHOLDER = "no-api-key"
 """Sent to self-hosted OpenAI-compatible servers that need no key: the SDK insists on one."""
-
-
-def parse_arguments(raw: str, tool: str) -> dict[str, Any]:
-    """Tool-call arguments as a dict; text that is not a JSON object is kept under ``_raw``.
-
-    Models do produce broken JSON now and then. Handing the text on lets the tool report a
-    clear error to the model instead of failing the whole run.
-    """
-    if not raw.strip():
-        return {}
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        log.warning("tool call %s: arguments are not valid JSON; passing them on as _raw", tool)
-        return {"_raw": raw}
-    return value if isinstance(value, dict) else {"_raw": raw}
 
 
 def _to_openai(message: ChatMessage) -> ChatCompletionMessageParam:
@@ -105,14 +87,18 @@ class _PendingCall:
     arguments: str = ""
 
 
+def _detail(exc: openai.APIStatusError) -> str:
+    """The server's own error message, not the SDK's dump of the whole body."""
+    message = exc.body.get("message") if isinstance(exc.body, dict) else None
+    return str(message) if message else exc.response.reason_phrase
+
+
 class OpenAIModel(Model):
     provider = "openai"
 
     def __init__(self, name: str, cfg: LLMConfig, model: str, api_key: str | None) -> None:
         self.model_name = model
-        self._name = name
         self._cfg = cfg
-        self._api_key = api_key
         http_client = create_async_client(
             component=f"LLM provider openai ({name})", tls=tls_options(cfg), timeout=cfg.timeout
         )
@@ -124,10 +110,7 @@ class OpenAIModel(Model):
             max_retries=cfg.max_retries,
             http_client=cast(Any, http_client),
         )
-
-    @property
-    def _where(self) -> str:
-        return f"openai ({self._name})"
+        self._fail = Failures("openai", name, str(self._client.base_url), cfg.timeout, api_key)
 
     def _params(
         self, messages: Sequence[ChatMessage], tools: Sequence[ToolSpec], settings: ModelSettings
@@ -213,8 +196,12 @@ class OpenAIModel(Model):
                             call.name = call.name or fragment.function.name or ""
                             call.arguments += fragment.function.arguments or ""
         calls = tuple(
-            ToolCall(call.id or f"call_{index}", call.name, parse_arguments(call.arguments, call.name))
-            for index, call in sorted(pending.items())
+            ToolCall(
+                call.id or f"call_{uuid.uuid4().hex[:12]}",
+                call.name,
+                parse_arguments(call.arguments, call.name),
+            )
+            for _, call in sorted(pending.items())
         )
         yield ResponseDone(ModelResponse("".join(text), calls, usage, finish_reason))
 
@@ -223,30 +210,14 @@ class OpenAIModel(Model):
         """SDK exceptions → Hector's, after the SDK's own retries are spent."""
         try:
             yield
-        except openai.APITimeoutError as exc:
-            raise ProviderTimeoutError(
-                f"{self._where}: no answer from {self._client.base_url} within {self._cfg.timeout:g}s "
-                f"(raise `timeout` in llms.{self._name} if the model needs longer)"
-            ) from exc
+        except openai.APITimeoutError as exc:  # before its base class, APIConnectionError
+            raise self._fail.timed_out() from exc
         except openai.APIStatusError as exc:
-            raise ProviderHTTPError(self._where, exc.status_code, self._detail(exc)) from exc
+            raise self._fail.http(exc.status_code, _detail(exc)) from exc
         except openai.APIConnectionError as exc:
-            cause = exc.__cause__ or exc
-            raise ProviderError(
-                f"{self._where}: cannot connect to {self._client.base_url}: {cause}; "
-                f"check `host` in llms.{self._name} and that the server is running"
-            ) from exc
-        except openai.APIError as exc:
-            raise ProviderError(f"{self._where}: {self._redact(exc.message)}") from exc
-
-    def _detail(self, exc: openai.APIStatusError) -> str:
-        body = exc.body
-        message = body.get("message") if isinstance(body, dict) else None
-        return self._redact(str(message) if message else exc.response.reason_phrase or "error")
-
-    def _redact(self, text: str) -> str:
-        # A proxy may echo request headers back in its error body.
-        return text.replace(self._api_key, "[redacted]") if self._api_key else text
+            raise self._fail.unreachable(exc.__cause__ or exc) from exc
+        except openai.APIError as exc:  # an `error` event in a stream
+            raise self._fail.stream_failed(exc.message) from exc
 
     async def aclose(self) -> None:
         await self._client.close()
