@@ -27,7 +27,17 @@ POSTGRES_ADMIN_URL = os.environ.get(
 @contextlib.asynccontextmanager
 async def serve_app(app: Any) -> AsyncIterator[str]:
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on", access_log=False)
+        # proxy_headers off, as `hector serve` runs it: only server.trusted_proxies decides whom
+        # to believe about X-Forwarded-For.
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=0,
+            log_config=None,
+            lifespan="on",
+            access_log=False,
+            proxy_headers=False,
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -62,4 +62,7 @@ def serve(
         ssl_ca_certs=tls.client_ca_file if tls else None,
         ssl_cert_reqs=2 if tls and tls.client_ca_file else 0,
         timeout_graceful_shutdown=10,
+        # uvicorn would believe X-Forwarded-For from loopback by default; only
+        # server.trusted_proxies may decide that (rate limits and audit logs key on the address).
+        proxy_headers=False,
     )

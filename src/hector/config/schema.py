@@ -220,7 +220,7 @@ class AuthConfig(Section):
 class CORSConfig(Section):
     allowed_origins: list[str] = ["*"]
     allowed_methods: list[str] = ["GET", "POST", "OPTIONS"]
-    allowed_headers: list[str] = ["Content-Type", "Authorization"]
+    allowed_headers: list[str] = ["Content-Type", "Authorization", "A2A-Version"]
     allow_credentials: bool = False
     max_age: int | None = Field(default=None, ge=0)
 

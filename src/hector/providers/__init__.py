@@ -14,7 +14,7 @@ __all__ = ["FunctionModel", "Model", "ModelSettings", "TestModel", "build_model"
 
 DEFAULT_MODELS = {
     "openai": "gpt-4o-mini",
-    "anthropic": "claude-sonnet-4-20250514",
+    "anthropic": "claude-sonnet-4-5",
     "gemini": "gemini-2.0-flash",
     "ollama": "qwen3",
     "test": "test",

@@ -15,6 +15,10 @@ log = logging.getLogger("hector.auth")
 # An unknown `kid` may mean the issuer rotated its keys; refetch then, but not more often than
 # this, so a stream of forged kids cannot turn us into a load generator against the issuer.
 UNKNOWN_KID_REFETCH_INTERVAL = 60.0
+# After a failed fetch, wait this long (or refresh_interval, if shorter) before trying again:
+# without it, an issuer outage made every request that carried a JWT an outbound fetch (each
+# up to the client timeout), and a cache that never loaded was only retried by such requests.
+RETRY_AFTER_FAILURE = 10.0
 
 
 class JWKSCache:
@@ -65,10 +69,18 @@ class JWKSCache:
                 return  # someone else fetched while we waited
             await self._fetch()
 
-    async def get(self, kid: str) -> jwt.PyJWK | None:
-        now = time.monotonic()
-        if not self._keys or now - self._fetched_at > self._refresh_interval:
+    def _refresh_due(self, now: float) -> bool:
+        if self.last_error is not None:
+            return now - self._last_attempt >= min(RETRY_AFTER_FAILURE, self._refresh_interval)
+        return not self._keys or now - self._fetched_at > self._refresh_interval
+
+    async def ensure_fresh(self) -> None:
+        """Refresh if the keys are due (or missing), at most once per retry interval after a failure."""
+        if self._refresh_due(time.monotonic()):
             await self.refresh()
+
+    async def get(self, kid: str) -> jwt.PyJWK | None:
+        await self.ensure_fresh()
         key = self._keys.get(kid)
         if key is None and time.monotonic() - self._last_attempt > UNKNOWN_KID_REFETCH_INTERVAL:
             await self.refresh()

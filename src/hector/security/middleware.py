@@ -83,15 +83,21 @@ class AuthMiddleware:
             },
         )
 
+    async def _throttled(self, scope: Scope, send: Send) -> bool:
+        """Count a failed credential; answers 429 (and returns True) when there were too many."""
+        if self.failure_limiter is None:
+            return False
+        # Failed credentials count against the caller's address: guessing keys is throttled
+        # even where request rate limiting is keyed per user.
+        decision = await self.failure_limiter.hit("authfail:" + client_ip(scope, self.trusted))
+        if not decision.allowed:
+            await send_rate_limited(send, decision)
+        return not decision.allowed
+
     async def _unauthorized(self, scope: Scope, send: Send, message: str, invalid: bool) -> None:
         challenge = 'Bearer realm="hector"' + (', error="invalid_token"' if invalid else "")
-        if invalid and self.failure_limiter is not None:
-            # Failed credentials count against the caller's address: guessing keys is throttled
-            # even where request rate limiting is keyed per user.
-            decision = await self.failure_limiter.hit("authfail:" + client_ip(scope, self.trusted))
-            if not decision.allowed:
-                await send_rate_limited(send, decision)
-                return
+        if invalid and await self._throttled(scope, send):
+            return
         await send_json(send, 401, {"error": message}, [("WWW-Authenticate", challenge)])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -108,7 +114,14 @@ class AuthMiddleware:
                 principal = await self.authenticator.authenticate(header)
             except AuthError as exc:
                 self._audit(scope, False, None, exc.message)
-                if not excluded:
+                if path in DISCOVERY and not excluded:
+                    # SPEC §5.3: discovery is never rejected; the token is validated softly, so a
+                    # bad one lists what an anonymous caller sees. It still counts as a failure:
+                    # the listing shows whether a key is valid (internal agents appear), so it
+                    # must not become an unthrottled way to guess keys.
+                    if await self._throttled(scope, send):
+                        return
+                elif not excluded:
                     await self._unauthorized(scope, send, exc.message, invalid=True)
                     return
             else:

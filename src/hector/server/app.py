@@ -8,9 +8,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from a2a.server.context import ServerCallContext
 from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.request_handlers.response_helpers import agent_card_to_dict
 from a2a.server.routes import create_jsonrpc_routes, create_rest_routes
+from a2a.server.routes.common import DefaultServerCallContextBuilder
 from a2a.types.a2a_pb2 import AgentCard
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -31,6 +33,24 @@ from hector.security.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateL
 from hector.server.limits import BodySizeLimitMiddleware
 
 log = logging.getLogger("hector.server")
+
+
+class _CallContextBuilder(DefaultServerCallContextBuilder):
+    """The SDK's call context, without credentials in its copy of the request headers.
+
+    The SDK keeps every request header in ``ServerCallContext.state`` and logs that context at
+    DEBUG (``ActiveTask ... Executing setup (call_context: ...)``), which wrote bearer tokens and
+    API keys to the log. Authentication is done by then (``state['auth']`` and the user remain).
+    """
+
+    HIDDEN = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+
+    def build(self, request: Request) -> ServerCallContext:
+        context = super().build(request)
+        headers = context.state.get("headers")
+        if isinstance(headers, dict):
+            context.state["headers"] = {k: v for k, v in headers.items() if k.lower() not in self.HIDDEN}
+        return context
 
 
 class AgentEndpoints:
@@ -70,13 +90,20 @@ class AgentEndpoints:
         routes: list[BaseRoute] = [
             Route(f"{prefix}/.well-known/agent-card.json", card, methods=["GET"]),
             Route(prefix, card, methods=["GET"]),
-            *create_jsonrpc_routes(self.handler, prefix, enable_v0_3_compat=True),
+            *create_jsonrpc_routes(
+                self.handler, prefix, context_builder=_CallContextBuilder(), enable_v0_3_compat=True
+            ),
         ]
         # The SDK adds a /{tenant} mount for multi-tenant servers; Hector has no tenants, so it
         # would only widen the URL space.
         routes += [
             r
-            for r in create_rest_routes(self.handler, enable_v0_3_compat=True, path_prefix=prefix)
+            for r in create_rest_routes(
+                self.handler,
+                context_builder=_CallContextBuilder(),
+                enable_v0_3_compat=True,
+                path_prefix=prefix,
+            )
             if not isinstance(r, Mount)
         ]
         return routes
@@ -118,8 +145,13 @@ def create_app(runtime: Runtime) -> Starlette:
 
     async def ready(request: Request) -> Response:
         problems = await runtime.check_ready()
-        if authenticator is not None and authenticator.jwks is not None and not authenticator.jwks.loaded:
-            problems.append("jwks: signing keys not loaded yet")
+        jwks = authenticator.jwks if authenticator is not None else None
+        if jwks is not None and not jwks.loaded:
+            # Retry the fetch here (throttled by the cache): a server that is not ready gets no
+            # traffic, so waiting for a JWT-bearing request to retry it would never end.
+            await jwks.ensure_fresh()
+            if not jwks.loaded:
+                problems.append("jwks: signing keys not loaded yet")
         if problems:
             return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
         return JSONResponse({"status": "ready"})
@@ -142,7 +174,15 @@ def create_app(runtime: Runtime) -> Starlette:
 
     async def unknown_agent(request: Request) -> Response:
         name = request.path_params["name"].split("/")[0]
-        return _error(404, f"agent {name!r} not found", available=sorted(exposed))
+        # List only what discovery would show this caller: internal agents are hidden from
+        # unauthenticated callers, and a 404 must not name them either.
+        signed_in = principal_of(request.scope) is not None
+        available = sorted(
+            agent_id
+            for agent_id, endpoints in exposed.items()
+            if endpoints.entry.agent.visibility == "public" or signed_in
+        )
+        return _error(404, f"agent {name!r} not found", available=available)
 
     routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),
