@@ -90,7 +90,10 @@ class ToolConfig(TLSClientOptions):
     description: str | None = None
     internal: bool = False
     require_approval: bool | None = None
+    """Default: on for tools that change things (command, write, patch, web), off for readers."""
     approval_prompt: str | None = None
+    approval_timeout: Duration = 600.0
+    """A pending approval expires after this long; the call is then denied."""
     # command
     working_directory: str | None = None
     max_execution_time: Duration = 30.0
@@ -98,6 +101,7 @@ class ToolConfig(TLSClientOptions):
     denied_commands: StrList | None = None
     deny_by_default: bool = False
     enable_sandboxing: bool = True
+    max_output_size: Size = 1024 * 1024
     # file tools
     max_file_size: Size | None = None
     allowed_extensions: StrList | None = None
@@ -108,6 +112,10 @@ class ToolConfig(TLSClientOptions):
     denied_domains: StrList | None = None
     allowed_methods: StrList | None = None
     timeout: Duration | None = None
+    max_response_size: Size = 10 * 1024 * 1024
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    allow_private_networks: bool = False
+    """web_request: allow loopback, private and link-local addresses (off: SSRF protection)."""
     # mcp
     server_url: str | None = None
     url: str | None = None

@@ -34,6 +34,9 @@ class Tool(ABC):
     description: str
     parameters: dict[str, Any]
     require_approval: bool = False
+    approval_prompt: str | None = None
+    """Shown to the approver; ``{arg}`` placeholders are filled from the call's arguments."""
+    approval_timeout: float = 600.0
 
     @abstractmethod
     async def call(self, arguments: dict[str, Any], ctx: ToolContext) -> str:
