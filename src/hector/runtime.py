@@ -17,12 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hector.agent import Agent
 from hector.agent.memory import BufferWindowMemory, SummaryBufferMemory, WorkingMemory
-from hector.config.schema import AgentConfig, Config, LLMConfig, SessionStoreConfig
+from hector.config.schema import AgentConfig, Config, LLMConfig, SessionStoreConfig, ToolConfig
 from hector.errors import ConfigError
 from hector.providers import Model, ModelSettings, build_model
 from hector.stores.db import create_engine, migrate, sqlite_url
 from hector.stores.sessions import MemorySessionStore, SessionStore, SQLSessionStore
 from hector.tools import Tool
+from hector.tools.registry import ToolEnv, build_tool
 
 log = logging.getLogger("hector.runtime")
 
@@ -112,7 +113,7 @@ class _Builder:
     def __init__(self, config: Config, base_dir: Path, tools: dict[str, Tool]) -> None:
         self.config = config
         self.base_dir = base_dir
-        self.tools = tools
+        self.tools = dict(tools)
         self.engines: dict[str, AsyncEngine] = {}
         self.models: dict[str, Model] = {}
         self.sessions: dict[str, SessionStore] = {}
@@ -160,15 +161,18 @@ class _Builder:
             return SummaryBufferMemory(model, m.budget, m.threshold, m.target)
         return BufferWindowMemory(m.window_size)
 
+    def tool(self, name: str) -> Tool:
+        """The tool called *name*: one given to ``build_runtime``, else one built from config."""
+        if name not in self.tools:
+            cfg = self.config.tools.get(name) or ToolConfig()
+            if not cfg.enabled:
+                raise ConfigError(f"tool {name!r} is disabled (enabled: false) but an agent lists it")
+            self.tools[name] = build_tool(name, cfg, ToolEnv(base_dir=self.base_dir))
+        return self.tools[name]
+
     def agent_tools(self, agent_id: str, cfg: AgentConfig) -> list[Tool]:
-        names = cfg.tools or []
-        missing = [n for n in names if n not in self.tools]
-        if missing:
-            raise ConfigError(
-                f"agent {agent_id!r}: tool(s) {missing} cannot run in this version of Hector yet; "
-                "remove them from the agent's tools list"
-            )
-        return [self.tools[n] for n in names]
+        # An agent gets exactly the tools it lists: nothing by default (least privilege).
+        return [self.tool(n) for n in cfg.tools or []]
 
     def agent(self, agent_id: str, cfg: AgentConfig) -> AgentEntry:
         if cfg.type == "a2a":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hector.config.schema import Config
+from hector.config.schema import Config, ToolConfig
 
 BUILTIN_TOOLS = (
     "execute_command",
@@ -16,6 +16,16 @@ BUILTIN_TOOLS = (
     "search",
     "agent_call",
 )
+
+
+def handler_of(name: str, cfg: ToolConfig) -> str:
+    """The built-in a declaration means: ``type: command``, ``type: function, handler: X``,
+    the Go original's ``type: X``, or just the built-in's own name as the key."""
+    if cfg.type == "command":
+        return "execute_command"
+    if cfg.type == "function":
+        return cfg.handler or name
+    return cfg.type
 
 
 def _missing(kind: str, owner: str, name: str, available: list[str]) -> str:
@@ -68,6 +78,16 @@ def check_config(cfg: Config) -> tuple[list[str], list[str]]:
                     f"{owner}: document store {store!r} is not declared under document_stores; "
                     "the agent will search nothing from it until it is"
                 )
+
+    for tool_id, tool in cfg.tools.items():
+        if tool.type == "mcp":
+            continue
+        handler = handler_of(tool_id, tool)
+        if handler not in BUILTIN_TOOLS:
+            errors.append(
+                f"tool {tool_id!r}: unknown handler {handler!r}; use type: command, type: mcp, or "
+                f"type: function with handler one of {sorted(BUILTIN_TOOLS)}"
+            )
 
     for doc_id, doc in cfg.document_stores.items():
         owner = f"document store {doc_id!r}"

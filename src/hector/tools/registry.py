@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from hector.config.checks import handler_of
 from hector.config.schema import ToolConfig
 from hector.errors import ConfigError
 from hector.tools import Tool
@@ -36,16 +37,6 @@ BUILTINS: dict[str, str] = {
 
 # Tools that change the world ask for approval unless the config says otherwise.
 APPROVAL_BY_DEFAULT = {"execute_command", "write_file", "search_replace", "apply_patch", "web_request"}
-
-
-def handler_of(name: str, cfg: ToolConfig) -> str:
-    """The built-in a declaration means: ``type: command``, ``type: function, handler: X``,
-    the Go original's ``type: X``, or just the built-in's own name as the key."""
-    if cfg.type == "command":
-        return "execute_command"
-    if cfg.type == "function":
-        return cfg.handler or name
-    return cfg.type
 
 
 def build_tool(name: str, cfg: ToolConfig, env: ToolEnv) -> Tool:
