@@ -58,7 +58,7 @@ async def running_hector(
     config: dict[str, Any], base_dir: Path, tools: dict[str, Tool] | None = None
 ) -> AsyncIterator[str]:
     """Validate *config*, build the runtime and serve it; yields the base URL."""
-    loaded = parse_config(config, "<test>")
+    loaded = parse_config(config, "<test>", extra_tools=tuple(tools or ()))
     app = create_app(build_runtime(loaded.config, base_dir, tools))
     async with serve_app(app) as url:
         yield url

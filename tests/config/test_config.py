@@ -221,8 +221,8 @@ ALIASES = [
     (("embedders", "e"), "provider", "type", "openai"),
     (("embedders", "e"), "base_url", "host", "https://embed.example.com"),
     (("agents", "a"), "system_prompt", "instruction", "Be brief."),
-    (("tools", "t"), "requires_approval", "require_approval", True),
-    (("tools", "t"), "enable_approval", "require_approval", True),
+    (("tools", "write_file"), "requires_approval", "require_approval", True),
+    (("tools", "write_file"), "enable_approval", "require_approval", True),
     (("vector_stores", "v"), "use_tls", "enable_tls", True),
     (("server", "observability", "tracing"), "endpoint_url", "endpoint", "collector:4317"),
     (("document_stores", "d"), "path", "source_path", "./docs"),
@@ -339,7 +339,10 @@ def test_invalid_choice_shows_the_given_value() -> None:
 )
 def test_durations(value: Any, seconds: float) -> None:
     cfg = parse_config(
-        {"tools": {"t": {"max_execution_time": value}}, "server": {"auth": {"refresh_interval": value}}}
+        {
+            "tools": {"t": {"type": "command", "max_execution_time": value}},
+            "server": {"auth": {"refresh_interval": value}},
+        }
     ).config
     assert cfg.tools["t"].max_execution_time == seconds
     assert cfg.server.auth.refresh_interval == seconds
@@ -347,7 +350,7 @@ def test_durations(value: Any, seconds: float) -> None:
 
 @pytest.mark.parametrize("value", ["abc", "30x", "", True])
 def test_invalid_duration(value: Any) -> None:
-    message = config_error({"tools": {"t": {"max_execution_time": value}}})
+    message = config_error({"tools": {"t": {"type": "command", "max_execution_time": value}}})
     assert "tools.t.max_execution_time:" in message
     assert "duration" in message
 
@@ -357,7 +360,12 @@ def test_invalid_duration(value: Any) -> None:
     [("10MiB", 10 * 1024 * 1024), ("512KB", 512_000), ("1GiB", 1024**3), ("64kib", 64 * 1024), (2048, 2048)],
 )
 def test_sizes(value: Any, size: int) -> None:
-    cfg = parse_config({"server": {"max_body_size": value}, "tools": {"t": {"max_file_size": value}}}).config
+    cfg = parse_config(
+        {
+            "server": {"max_body_size": value},
+            "tools": {"t": {"handler": "write_file", "max_file_size": value}},
+        }
+    ).config
     assert cfg.server.max_body_size == size
     assert cfg.tools["t"].max_file_size == size
 
@@ -368,7 +376,7 @@ def test_invalid_size() -> None:
 
 
 def test_comma_separated_string_lists() -> None:
-    cfg = parse_config({"tools": {"t": {"allowed_commands": "ls, cat ,grep"}}}).config
+    cfg = parse_config({"tools": {"t": {"type": "command", "allowed_commands": "ls, cat ,grep"}}}).config
     assert cfg.tools["t"].allowed_commands == ["ls", "cat", "grep"]
 
 
@@ -432,14 +440,18 @@ def test_unknown_llm() -> None:
 
 
 def test_unknown_tool_lists_declared_and_builtin_tools() -> None:
-    message = config_error({"tools": {"mine": {}}, "agents": {"x": {"tools": ["search", "nope"]}}})
+    message = config_error(
+        {"tools": {"mine": {"handler": "read_file"}}, "agents": {"x": {"tools": ["search", "nope"]}}}
+    )
     assert "agent 'x': tool 'nope' not found (available: [" in message
     assert "'mine'" in message
     assert all(repr(t) in message for t in BUILTIN_TOOLS)
 
 
 def test_builtin_and_declared_tools_resolve() -> None:
-    cfg = parse_config({"tools": {"mine": {}}, "agents": {"x": {"tools": ["mine", *BUILTIN_TOOLS]}}}).config
+    cfg = parse_config(
+        {"tools": {"mine": {"handler": "read_file"}}, "agents": {"x": {"tools": ["mine", *BUILTIN_TOOLS]}}}
+    ).config
     assert cfg.agents["x"].tools == ["mine", *BUILTIN_TOOLS]
 
 
@@ -648,7 +660,7 @@ def test_errors_do_not_echo_secrets(
 
 # --- hector validate -----------------------------------------------------------------------
 
-VALID = "llms:\n  main:\n    model: m\ntools:\n  mine: {}\nagents:\n  a:\n    llm: main\n  b: {}\n"
+VALID = "llms:\n  main:\n    model: m\ntools:\n  mine: {handler: read_file}\nagents:\n  a:\n    llm: main\n  b: {}\n"
 WARNS = "server:\n  auth:\n    enabled: true\n"
 INVALID = "agents:\n  a:\n    llm: nope\n    instructon: x\n"
 

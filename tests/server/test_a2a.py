@@ -33,7 +33,6 @@ def config(store: dict[str, Any], **agent: Any) -> dict[str, Any]:
         "version": "2",
         "llms": {"t": {"type": "test"}},
         "session_stores": {"main": store},
-        "tools": {"slow": {"description": "waits"}},
         "agents": {
             "echo": {"llm": "t", "description": "Echoes", **agent},
             "hidden": {"llm": "t", "visibility": "private"},
@@ -126,7 +125,6 @@ async def test_tasks_and_history_survive_restart(tmp_path: Path, store: dict[str
 
     tools: dict[str, Tool] = {"remember": FunctionTool(remember)}
     cfg = config(store, tools=["remember"])
-    cfg["tools"]["remember"] = {}
     async with running_hector(cfg, tmp_path, tools) as url, httpx.AsyncClient(timeout=30) as http:
         client = await client_for(url, "echo", binding="JSONRPC", version="1.0", streaming=False, http=http)
         events = [e async for e in client.send_message(request('use remember {"note": "blue"}', "ctx-r"))]

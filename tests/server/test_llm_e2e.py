@@ -31,7 +31,6 @@ def llm_config(server: ScriptedLLMServer, kind: str = "openai", **extra: Any) ->
 def hector_config(server: ScriptedLLMServer, kind: str = "openai", **llm: Any) -> dict[str, Any]:
     return {
         "llms": {"main": llm_config(server, kind, **llm)},
-        "tools": {"lookup": {}},
         "agents": {"helper": {"llm": "main", "instruction": "Be exact.", "tools": ["lookup"]}},
     }
 

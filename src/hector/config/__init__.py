@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,8 +92,11 @@ def _format_error(err: Any) -> str:
     return f"{where}: {msg}"
 
 
-def parse_config(data: Any, source: str = "<config>") -> LoadedConfig:
-    """Validate already-parsed YAML data (``${VAR}`` still unexpanded)."""
+def parse_config(data: Any, source: str = "<config>", extra_tools: Collection[str] = ()) -> LoadedConfig:
+    """Validate already-parsed YAML data (``${VAR}`` still unexpanded).
+
+    *extra_tools* names tools supplied in code that agents may list without declaring them.
+    """
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -103,7 +107,7 @@ def parse_config(data: Any, source: str = "<config>") -> LoadedConfig:
     except ValidationError as exc:
         lines = [_format_error(e) for e in exc.errors()]
         raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(lines)) from None
-    errors, warnings = check_config(cfg)
+    errors, warnings = check_config(cfg, extra_tools)
     if errors:
         raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(errors))
     return LoadedConfig(cfg, source, warnings)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from hector.config.schema import Config, ToolConfig
 
 BUILTIN_TOOLS = (
@@ -32,8 +34,11 @@ def _missing(kind: str, owner: str, name: str, available: list[str]) -> str:
     return f"{owner}: {kind} {name!r} not found (available: {sorted(available)})"
 
 
-def check_config(cfg: Config) -> tuple[list[str], list[str]]:
-    """Return ``(errors, warnings)`` for references and combinations across sections."""
+def check_config(cfg: Config, extra_tools: Collection[str] = ()) -> tuple[list[str], list[str]]:
+    """Return ``(errors, warnings)`` for references and combinations across sections.
+
+    *extra_tools* are tools supplied in code (``build_runtime(tools=...)``) that agents may list.
+    """
     errors: list[str] = []
     warnings: list[str] = []
     llms = list(cfg.llms)
@@ -65,8 +70,8 @@ def check_config(cfg: Config) -> tuple[list[str], list[str]]:
         if agent.session_store is not None and agent.session_store not in cfg.session_stores:
             errors.append(_missing("session_store", owner, agent.session_store, list(cfg.session_stores)))
         for tool in agent.tools or []:
-            if tool not in cfg.tools and tool not in BUILTIN_TOOLS:
-                errors.append(_missing("tool", owner, tool, [*cfg.tools, *BUILTIN_TOOLS]))
+            if tool not in cfg.tools and tool not in BUILTIN_TOOLS and tool not in extra_tools:
+                errors.append(_missing("tool", owner, tool, [*cfg.tools, *BUILTIN_TOOLS, *extra_tools]))
         for sub in agent.sub_agents or []:
             if sub not in cfg.agents:
                 errors.append(_missing("sub-agent", owner, sub, list(cfg.agents)))
@@ -79,10 +84,10 @@ def check_config(cfg: Config) -> tuple[list[str], list[str]]:
                     "the agent will search nothing from it until it is"
                 )
 
-    for tool_id, tool in cfg.tools.items():
-        if tool.type == "mcp":
+    for tool_id, tool_cfg in cfg.tools.items():
+        if tool_cfg.type == "mcp":
             continue
-        handler = handler_of(tool_id, tool)
+        handler = handler_of(tool_id, tool_cfg)
         if handler not in BUILTIN_TOOLS:
             errors.append(
                 f"tool {tool_id!r}: unknown handler {handler!r}; use type: command, type: mcp, or "
