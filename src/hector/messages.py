@@ -140,7 +140,17 @@ class FinalEvent:
     kind: Literal["final"] = "final"
 
 
-AgentEvent = TextDelta | ToolCallEvent | ToolResultEvent | StatusEvent | FinalEvent
+@dataclass(frozen=True)
+class ApprovalRequiredEvent:
+    """The run paused: the step's calls in ``calls`` wait for a person to approve or deny them."""
+
+    approval_id: str
+    calls: tuple[ToolCall, ...]
+    prompt: str
+    kind: Literal["approval_required"] = "approval_required"
+
+
+AgentEvent = TextDelta | ToolCallEvent | ToolResultEvent | StatusEvent | FinalEvent | ApprovalRequiredEvent
 
 
 def dumps_arguments(arguments: dict[str, Any]) -> str:

@@ -20,6 +20,7 @@ from hector.agent.memory import BufferWindowMemory, SummaryBufferMemory, Working
 from hector.config.schema import AgentConfig, Config, LLMConfig, SessionStoreConfig, ToolConfig
 from hector.errors import ConfigError
 from hector.providers import Model, ModelSettings, build_model
+from hector.stores.approvals import ApprovalStore, MemoryApprovalStore, SQLApprovalStore
 from hector.stores.db import create_engine, migrate, sqlite_url
 from hector.stores.sessions import MemorySessionStore, SessionStore, SQLSessionStore
 from hector.tools import Tool
@@ -117,6 +118,7 @@ class _Builder:
         self.engines: dict[str, AsyncEngine] = {}
         self.models: dict[str, Model] = {}
         self.sessions: dict[str, SessionStore] = {}
+        self.approvals: dict[str, ApprovalStore] = {}
         self.task_stores: list[TaskStore] = []
 
     def model(self, name: str) -> Model:
@@ -142,18 +144,20 @@ class _Builder:
             self.engines[url] = create_engine(url)
         return self.engines[url]
 
-    def stores(self, agent_id: str, cfg: AgentConfig) -> tuple[SessionStore, TaskStore]:
+    def stores(self, agent_id: str, cfg: AgentConfig) -> tuple[SessionStore, ApprovalStore, TaskStore]:
         name, store = self.store_config(cfg)
         task_store: TaskStore
         if store.backend == "memory":
             session_store = self.sessions.setdefault(name, MemorySessionStore())
+            approval_store = self.approvals.setdefault(name, MemoryApprovalStore())
             task_store = InMemoryTaskStore(owner_resolver=_owner_resolver(agent_id))
         else:
             engine = self.engine(store)
             session_store = self.sessions.setdefault(name, SQLSessionStore(engine))
+            approval_store = self.approvals.setdefault(name, SQLApprovalStore(engine))
             task_store = DatabaseTaskStore(engine, owner_resolver=_owner_resolver(agent_id))
         self.task_stores.append(task_store)
-        return session_store, task_store
+        return session_store, approval_store, task_store
 
     def memory(self, cfg: AgentConfig, model: Model) -> WorkingMemory:
         m = cfg.memory
@@ -190,7 +194,7 @@ class _Builder:
         if cfg.structured_output is not None:
             settings["output_schema"] = cfg.structured_output.schema_
             settings["output_schema_name"] = cfg.structured_output.name
-        sessions, task_store = self.stores(agent_id, cfg)
+        sessions, approvals, task_store = self.stores(agent_id, cfg)
         agent = Agent(
             id=agent_id,
             name=cfg.name or agent_id,
@@ -204,6 +208,7 @@ class _Builder:
             max_iterations=cfg.reasoning.max_iterations,
             streaming=cfg.reasoning.enable_streaming,
             visibility=cfg.visibility,
+            approvals=approvals,
         )
         return AgentEntry(agent, cfg, task_store)
 

@@ -4,6 +4,10 @@ Text deltas stream as appends to one ``response`` artifact; when the answer is c
 artifact is replaced by a single part holding the whole text (so stored tasks stay compact) and
 the task completes with the answer as its status message. Tool calls and results are status
 updates carrying a data part, tagged ``event_type: tool_call`` / ``tool_result``.
+
+A tool call that needs approval pauses the task in ``input-required`` with the prompt and a
+``tool_approval`` data part; the next message on that task (a data part ``{"decision": ...}`` or
+the text ``approve`` / ``deny``) resumes it.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from a2a.helpers.proto_helpers import get_message_text
@@ -22,7 +27,9 @@ from google.protobuf.json_format import MessageToDict, ParseDict
 from google.protobuf.struct_pb2 import Value
 
 from hector.agent import Agent
+from hector.agent.approval import ApprovalError, parse_decision
 from hector.errors import AgentRunError, ProviderError
+from hector.messages import AgentEvent, ApprovalRequiredEvent
 from hector.stores.sessions import SessionAccessError
 
 log = logging.getLogger("hector.a2a")
@@ -34,18 +41,19 @@ def owner_of(context: RequestContext) -> str:
     return name or "anonymous"
 
 
+def data_parts(message: Message) -> list[dict[str, Any]]:
+    return [MessageToDict(p.data) for p in message.parts if p.HasField("data")]
+
+
 def message_text(message: Message) -> str:
     """The user's input as text: text parts as they are, data parts as JSON."""
     pieces = [get_message_text(message)] if any(p.HasField("text") for p in message.parts) else []
-    for part in message.parts:
-        if part.HasField("data"):
-            pieces.append(json.dumps(MessageToDict(part.data), ensure_ascii=False))
+    pieces += [json.dumps(d, ensure_ascii=False) for d in data_parts(message)]
     return "\n".join(p for p in pieces if p)
 
 
 def data_part(value: dict[str, Any], event_type: str) -> Part:
-    part = Part(data=Value())
-    part.data.struct_value.update(value)
+    part = Part(data=ParseDict(value, Value()))
     part.metadata.update({"event_type": event_type})
     return part
 
@@ -59,7 +67,8 @@ class HectorAgentExecutor(AgentExecutor):
         if message is None:  # the SDK only calls execute for SendMessage, which carries one
             return
         task_id, context_id = context.task_id or str(uuid.uuid4()), context.context_id or str(uuid.uuid4())
-        if context.current_task is None:
+        task = context.current_task
+        if task is None:
             await event_queue.enqueue_event(
                 Task(
                     id=task_id,
@@ -69,14 +78,15 @@ class HectorAgentExecutor(AgentExecutor):
                 )
             )
         updater = TaskUpdater(event_queue, task_id, context_id)
+        user = owner_of(context)
+        if task is not None and task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED:
+            await self._resume(updater, message, task_id, user)
+            return
         await updater.start_work()
         text = message_text(message)
         if not text.strip():
-            await updater.reject(self._agent_message(updater, "The message has no text or data to answer."))
+            await updater.reject(_text(updater, "The message has no text or data to answer."))
             return
-        artifact_id = f"response-{task_id}"
-        streamed = False
-        user = owner_of(context)
         log.info(
             "agent request",
             extra={
@@ -88,8 +98,46 @@ class HectorAgentExecutor(AgentExecutor):
                 "session": context_id,
             },
         )
+        events = self.agent.run_stream(text, context_id=context_id, user=user, task_id=task_id)
+        await self._publish(events, updater, task_id)
+
+    async def _resume(self, updater: TaskUpdater, message: Message, task_id: str, user: str) -> None:
+        decision = parse_decision(data_parts(message), get_message_text(message))
+        if decision is None:
+            # Not an answer to the question: ask again (with the question) rather than guess.
+            pending = await self.agent.pending_approval(task_id)
+            if pending is None:
+                await updater.failed(_text(updater, "Cannot resume: no tool call is waiting for approval"))
+                return
+            event = ApprovalRequiredEvent(pending.id, pending.calls, pending.prompt)
+            await updater.requires_input(
+                _approval_message(updater, event, "Please answer with: approve or deny")
+            )
+            return
+        await updater.start_work()
+        log.info(
+            "approval decided",
+            extra={
+                "component": "tool",
+                "action": "approval",
+                "agent": self.agent.id,
+                "user": user,
+                "task": task_id,
+                "decision": decision,
+            },
+        )
         try:
-            async for event in self.agent.run_stream(text, context_id=context_id, user=user, task_id=task_id):
+            await self._publish(
+                self.agent.resume_stream(task_id=task_id, user=user, decision=decision), updater, task_id
+            )
+        except ApprovalError as exc:
+            await updater.failed(_text(updater, f"Cannot resume: {exc.message}"))
+
+    async def _publish(self, events: AsyncIterator[AgentEvent], updater: TaskUpdater, task_id: str) -> None:
+        artifact_id = f"response-{task_id}"
+        streamed = False
+        try:
+            async for event in events:
                 if event.kind == "text_delta":
                     await updater.add_artifact(
                         [Part(text=event.text)],
@@ -100,30 +148,26 @@ class HectorAgentExecutor(AgentExecutor):
                     )
                     streamed = True
                 elif event.kind == "tool_call":
-                    part = data_part(
-                        {"id": event.call.id, "name": event.call.name, "arguments": event.call.arguments},
-                        "tool_call",
-                    )
+                    call = {"id": event.call.id, "name": event.call.name, "arguments": event.call.arguments}
                     await updater.update_status(
-                        TaskState.TASK_STATE_WORKING, updater.new_agent_message([part])
+                        TaskState.TASK_STATE_WORKING,
+                        updater.new_agent_message([data_part(call, "tool_call")]),
                     )
                 elif event.kind == "tool_result":
-                    part = data_part(
-                        {
-                            "tool_call_id": event.call.id,
-                            "name": event.call.name,
-                            "content": event.content,
-                            "is_error": event.is_error,
-                        },
-                        "tool_result",
-                    )
+                    result = {
+                        "tool_call_id": event.call.id,
+                        "name": event.call.name,
+                        "content": event.content,
+                        "is_error": event.is_error,
+                    }
                     await updater.update_status(
-                        TaskState.TASK_STATE_WORKING, updater.new_agent_message([part])
+                        TaskState.TASK_STATE_WORKING,
+                        updater.new_agent_message([data_part(result, "tool_result")]),
                     )
                 elif event.kind == "status":
-                    await updater.update_status(
-                        TaskState.TASK_STATE_WORKING, self._agent_message(updater, event.text)
-                    )
+                    await updater.update_status(TaskState.TASK_STATE_WORKING, _text(updater, event.text))
+                elif event.kind == "approval_required":
+                    await updater.requires_input(_approval_message(updater, event))
                 elif event.kind == "final":
                     parts = [Part(text=event.text)]
                     if event.structured is not None:
@@ -133,24 +177,36 @@ class HectorAgentExecutor(AgentExecutor):
                     await updater.add_artifact(
                         parts, artifact_id, name="response", append=False, last_chunk=True
                     )
-                    await updater.complete(updater.new_agent_message([Part(text=event.text)]))
+                    await updater.complete(_text(updater, event.text))
         except SessionAccessError:
             await updater.reject(
-                self._agent_message(
-                    updater, "This contextId belongs to another user; start a new conversation."
-                )
+                _text(updater, "This contextId belongs to another user; start a new conversation.")
             )
         except (ProviderError, AgentRunError) as exc:
             log.warning(
                 "agent run failed", extra={"component": "agent", "agent": self.agent.id, "error": str(exc)}
             )
-            await updater.failed(self._agent_message(updater, f"Agent failed: {exc}"))
-
-    @staticmethod
-    def _agent_message(updater: TaskUpdater, text: str) -> Message:
-        return updater.new_agent_message([Part(text=text)])
+            await updater.failed(_text(updater, f"Agent failed: {exc}"))
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
         if context.task_id and context.context_id:
             updater = TaskUpdater(event_queue, context.task_id, context.context_id)
-            await updater.cancel(self._agent_message(updater, "Canceled by the user."))
+            await updater.cancel(_text(updater, "Canceled by the user."))
+
+
+def _text(updater: TaskUpdater, text: str) -> Message:
+    return updater.new_agent_message([Part(text=text)])
+
+
+def _approval_message(updater: TaskUpdater, event: ApprovalRequiredEvent, preface: str = "") -> Message:
+    first = event.calls[0]
+    request = {
+        "interaction_type": "tool_approval",
+        "approval_id": event.approval_id,
+        "tool_name": first.name,
+        "tool_input": first.arguments,
+        "calls": [{"id": c.id, "name": c.name, "arguments": c.arguments} for c in event.calls],
+        "options": ["approve", "deny"],
+    }
+    text = f"{preface}\n\n{event.prompt}" if preface else event.prompt
+    return updater.new_agent_message([Part(text=text), data_part(request, "approval_request")])

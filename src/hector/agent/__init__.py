@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from hector.agent.loop import run_loop
+from hector.agent.approval import ApprovalError, Decision, PendingApproval, format_prompt
+from hector.agent.loop import LoopSetup, ResumedStep, run_loop
 from hector.agent.memory import WorkingMemory
-from hector.messages import AgentEvent, ChatMessage
+from hector.messages import AgentEvent, ApprovalRequiredEvent, ChatMessage, ToolCall
 from hector.providers.base import Model, ModelSettings
+from hector.stores.approvals import ApprovalStore
 from hector.stores.sessions import SessionStore
 from hector.tools import Tool, ToolContext
 
@@ -30,6 +34,51 @@ class Agent:
     max_iterations: int = 100
     streaming: bool = True
     visibility: Visibility = "public"
+    approvals: ApprovalStore | None = None
+    """Where paused steps wait for approval; without one, calls that need approval are refused."""
+
+    async def _prompt(self, context_id: str, user: str, new: list[ChatMessage]) -> list[ChatMessage]:
+        """System prompt + what working memory keeps of the stored history + *new* messages."""
+        session = await self.sessions.load(self.id, context_id, user)
+        history = [*session.messages, *new]
+        view = await self.memory.view(history, session.summary, session.summarized_upto)
+        if view.summarized_upto != session.summarized_upto and view.summary:
+            await self.sessions.set_summary(self.id, context_id, view.summary, view.summarized_upto)
+        system = self.instruction or ""
+        if view.summary:
+            system = f"{system}\n\nPrevious conversation summary: {view.summary}".strip()
+        return ([ChatMessage("system", system)] if system else []) + view.messages
+
+    async def _loop(
+        self, prompt: list[ChatMessage], ctx: ToolContext, resume: ResumedStep | None
+    ) -> AsyncIterator[AgentEvent]:
+        async def save(messages: Sequence[ChatMessage]) -> None:
+            await self.sessions.append(self.id, ctx.context_id, ctx.user, messages, ctx.task_id)
+
+        async def request_approval(step: ChatMessage, calls: list[ToolCall]) -> ApprovalRequiredEvent:
+            assert self.approvals is not None and ctx.task_id is not None
+            by_name = {t.name: t for t in self.tools}
+            prompt = "\n\n".join(format_prompt(by_name[c.name].approval_prompt, c) for c in calls)
+            now = time.time()
+            pending = PendingApproval(
+                id=uuid.uuid4().hex,
+                agent_id=self.id,
+                task_id=ctx.task_id,
+                context_id=ctx.context_id,
+                owner=ctx.user,
+                step=step,
+                calls=tuple(calls),
+                prompt=prompt,
+                created_at=now,
+                expires_at=now + min(by_name[c.name].approval_timeout for c in calls),
+            )
+            await self.approvals.save(pending)
+            return ApprovalRequiredEvent(pending.id, pending.calls, prompt)
+
+        can_ask = self.approvals is not None and ctx.task_id is not None
+        setup = LoopSetup(self.model, self.tools, self.settings, self.max_iterations, self.streaming, self.id)
+        async for event in run_loop(setup, prompt, ctx, save, request_approval if can_ask else None, resume):
+            yield event
 
     async def run_stream(
         self, text: str, *, context_id: str, user: str = "anonymous", task_id: str | None = None
@@ -39,33 +88,44 @@ class Agent:
         The user's message and every completed step are saved as they finish, so a crash or a
         cancellation loses at most the step in flight.
         """
-        session = await self.sessions.load(self.id, context_id, user)
-        ctx = ToolContext(agent_id=self.id, context_id=context_id, task_id=task_id, user=user)
         user_message = ChatMessage("user", text)
+        prompt = await self._prompt(context_id, user, [user_message])
         await self.sessions.append(self.id, context_id, user, [user_message], task_id)
-        history = [*session.messages, user_message]
-        view = await self.memory.view(history, session.summary, session.summarized_upto)
-        if view.summarized_upto != session.summarized_upto and view.summary:
-            await self.sessions.set_summary(self.id, context_id, view.summary, view.summarized_upto)
-        system = self.instruction or ""
-        if view.summary:
-            system = f"{system}\n\nPrevious conversation summary: {view.summary}".strip()
-        prompt = ([ChatMessage("system", system)] if system else []) + view.messages
+        ctx = ToolContext(agent_id=self.id, context_id=context_id, task_id=task_id, user=user)
+        async for event in self._loop(prompt, ctx, None):
+            yield event
 
-        async def save(messages: Sequence[ChatMessage]) -> None:
-            await self.sessions.append(self.id, context_id, user, messages, task_id)
+    async def pending_approval(self, task_id: str) -> PendingApproval | None:
+        return await self.approvals.pending_for_task(self.id, task_id) if self.approvals else None
 
-        async for event in run_loop(
-            model=self.model,
-            prompt=prompt,
-            tools=self.tools,
-            settings=self.settings,
-            max_iterations=self.max_iterations,
-            streaming=self.streaming,
-            ctx=ctx,
-            save=save,
-            agent_id=self.id,
-        ):
+    async def resume_stream(
+        self, *, task_id: str, user: str, decision: Decision
+    ) -> AsyncIterator[AgentEvent]:
+        """Continue a run that paused for approval, with the person's decision.
+
+        Only the user who started the task may decide; a decision counts once; an approval past
+        its deadline is treated as a denial.
+        """
+        if self.approvals is None:
+            raise ApprovalError("this agent has no approval store")
+        pending = await self.approvals.pending_for_task(self.id, task_id)
+        if pending is None:
+            raise ApprovalError("no tool call of this task is waiting for approval")
+        if pending.owner != user:
+            raise ApprovalError("only the user who started this task can approve or deny its tool calls")
+        expired = time.time() > pending.expires_at
+        outcome = "expired" if expired else ("approved" if decision == "approve" else "denied")
+        if not await self.approvals.decide(pending.id, outcome, user):
+            raise ApprovalError("this approval was already decided")
+        reason = None
+        if expired:
+            reason = "the approval request expired before anyone answered"
+        elif decision == "deny":
+            reason = "The user rejected this tool call."
+        refused = {c.id: reason for c in pending.calls} if reason else {}
+        prompt = await self._prompt(pending.context_id, user, [])
+        ctx = ToolContext(agent_id=self.id, context_id=pending.context_id, task_id=task_id, user=user)
+        async for event in self._loop(prompt, ctx, ResumedStep(pending.step, refused)):
             yield event
 
     async def run(self, text: str, *, context_id: str, user: str = "anonymous") -> str:

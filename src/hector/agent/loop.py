@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from hector.errors import AgentRunError
 from hector.messages import (
     AgentEvent,
+    ApprovalRequiredEvent,
     ChatMessage,
     FinalEvent,
     ModelResponse,
@@ -26,25 +28,44 @@ log = logging.getLogger("hector.agent")
 
 MAX_TOOL_OUTPUT = 50_000
 
+RequestApproval = Callable[[ChatMessage, list[ToolCall]], Awaitable[ApprovalRequiredEvent]]
 
-async def _call_tool(tools: dict[str, Tool], call: ToolCall, ctx: ToolContext) -> tuple[str, bool]:
+
+@dataclass(frozen=True)
+class ResumedStep:
+    """A step that waited for approval: its calls, and why each refused call was refused."""
+
+    step: ChatMessage
+    refused: Mapping[str, str] = field(default_factory=dict)
+    """tool_call_id → reason, for calls that were denied (or whose approval expired)."""
+
+
+async def _call_tool(
+    tools: dict[str, Tool], call: ToolCall, ctx: ToolContext, refusal: str | None
+) -> tuple[str, bool]:
     tool = tools.get(call.name)
-    if tool is None:
-        return f"ERROR: unknown tool {call.name!r}; available tools: {sorted(tools)}", True
     started = time.monotonic()
-    try:
-        output = await tool.call(call.arguments, ctx)
-        is_error = False
-    except Exception as exc:  # a tool failure is a result for the model, not a crashed task
-        output, is_error = f"ERROR: {exc}", True
+    if refusal is not None:
+        output, is_error, decision = f"TOOL_EXECUTION_DENIED: {refusal}", True, "denied"
+    elif tool is None:
+        return f"ERROR: unknown tool {call.name!r}; available tools: {sorted(tools)}", True
+    else:
+        decision = "approved" if tool.require_approval else "not_required"
+        try:
+            output = await tool.call(call.arguments, ctx)
+            is_error = False
+        except Exception as exc:  # a tool failure is a result for the model, not a crashed task
+            output, is_error = f"ERROR: {exc}", True
     log.info(
-        "tool executed",
+        "tool executed" if refusal is None else "tool call denied",
         extra={
             "component": "tool",
             "action": "execute",
             "tool": call.name,
             "agent": ctx.agent_id,
             "user": ctx.user,
+            "task": ctx.task_id,
+            "decision": decision,
             "success": not is_error,
             "duration_ms": round((time.monotonic() - started) * 1000, 1),
         },
@@ -57,57 +78,93 @@ async def _call_tool(tools: dict[str, Tool], call: ToolCall, ctx: ToolContext) -
     return output, is_error
 
 
+async def _run_step(
+    resumed: ResumedStep, tools: dict[str, Tool], ctx: ToolContext
+) -> AsyncIterator[ToolCallEvent | ToolResultEvent | list[ChatMessage]]:
+    """Execute a step's calls in order; the last item yielded is the step's messages."""
+    messages = [resumed.step]
+    for call in resumed.step.tool_calls:
+        yield ToolCallEvent(call)
+        output, is_error = await _call_tool(tools, call, ctx, resumed.refused.get(call.id))
+        yield ToolResultEvent(call, output, is_error)
+        messages.append(ChatMessage("tool", output, tool_call_id=call.id, name=call.name, is_error=is_error))
+    yield messages
+
+
+@dataclass(frozen=True)
+class LoopSetup:
+    model: Model
+    tools: Sequence[Tool]
+    settings: ModelSettings
+    max_iterations: int
+    streaming: bool
+    agent_id: str
+
+
 async def run_loop(
-    *,
-    model: Model,
+    setup: LoopSetup,
     prompt: list[ChatMessage],
-    tools: Sequence[Tool],
-    settings: ModelSettings,
-    max_iterations: int,
-    streaming: bool,
     ctx: ToolContext,
     save: Callable[[Sequence[ChatMessage]], Awaitable[None]],
-    agent_id: str,
+    request_approval: RequestApproval | None,
+    resume: ResumedStep | None = None,
 ) -> AsyncIterator[AgentEvent]:
-    by_name = {t.name: t for t in tools}
-    specs = [t.spec() for t in tools]
+    """Call the model, run the tools it asks for, repeat until it answers without tools.
+
+    A step with a call to a tool that needs approval is not run: ``request_approval`` records
+    it and the loop stops with its event. Resuming runs that step first (``resume``).
+    """
+    by_name = {t.name: t for t in setup.tools}
+    specs = [t.spec() for t in setup.tools]
     messages = list(prompt)
     usage = Usage()
-    for _ in range(max_iterations):
+    pending = resume
+    for _ in range(setup.max_iterations):
+        if pending is not None:
+            async for item in _run_step(pending, by_name, ctx):
+                if isinstance(item, list):
+                    messages.extend(item)
+                    await save(item)
+                else:
+                    yield item
+            pending = None
         response: ModelResponse | None = None
-        if streaming:
-            async for chunk in model.stream(messages, specs, settings):
+        if setup.streaming:
+            async for chunk in setup.model.stream(messages, specs, setup.settings):
                 if chunk.kind == "text_delta":
                     yield chunk
                 else:
                     response = chunk.response
         else:
-            response = await model.request(messages, specs, settings)
+            response = await setup.model.request(messages, specs, setup.settings)
             if response.text and not response.tool_calls:
                 yield TextDelta(response.text)
         if response is None:  # a provider that broke the stream contract
-            raise AgentRunError(f"agent {agent_id!r}: the model stream ended without a response")
+            raise AgentRunError(f"agent {setup.agent_id!r}: the model stream ended without a response")
         usage = usage + response.usage
         if not response.tool_calls:
             text = response.text or "[Internal: agent returned an empty response]"
             await save([ChatMessage("assistant", text)])
-            structured = None
-            if "output_schema" in settings:
-                try:
-                    structured = json.loads(text)
-                except json.JSONDecodeError:
-                    structured = None
-            yield FinalEvent(text, usage, structured)
+            yield FinalEvent(text, usage, _structured(text, setup.settings))
             return
-        step = [ChatMessage("assistant", response.text, tool_calls=response.tool_calls)]
-        for call in response.tool_calls:
-            yield ToolCallEvent(call)
-            output, is_error = await _call_tool(by_name, call, ctx)
-            yield ToolResultEvent(call, output, is_error)
-            step.append(ChatMessage("tool", output, tool_call_id=call.id, name=call.name, is_error=is_error))
-        messages.extend(step)
-        await save(step)
+        step = ChatMessage("assistant", response.text, tool_calls=response.tool_calls)
+        gated = [c for c in response.tool_calls if c.name in by_name and by_name[c.name].require_approval]
+        if gated and request_approval is not None:
+            yield await request_approval(step, gated)
+            return
+        # Nobody can be asked (e.g. a local run without a task): a gated call is refused.
+        refused = {c.id: "approval is required and no approver is available" for c in gated}
+        pending = ResumedStep(step, refused)
     raise AgentRunError(
-        f"agent {agent_id!r} stopped after {max_iterations} iterations without a final answer; "
+        f"agent {setup.agent_id!r} stopped after {setup.max_iterations} iterations without a final answer; "
         "raise reasoning.max_iterations or check the tools it keeps calling"
     )
+
+
+def _structured(text: str, settings: ModelSettings) -> object:
+    if "output_schema" not in settings:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return None

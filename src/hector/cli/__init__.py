@@ -182,12 +182,13 @@ async def _call(
     session: str,
     stream: bool,
     printer: Printer,
+    task_id: str | None = None,
 ) -> None:
     if target is None:
         assert config is not None
         await _call_local(config, agent, message, session, printer)
         return
-    async for event in remote.send(target, message, session, stream):
+    async for event in remote.send(target, message, session, stream, task_id):
         printer.remote(event)
 
 
@@ -219,6 +220,12 @@ def call(
         _call(target, config, agent, message, session or f"cli-call-{int(time.time())}", stream, printer)
     )
     printer.end()
+    if printer.waiting:
+        name = agent or "<agent>"
+        err.print(
+            f"task {printer.task_id} is waiting for your answer: "
+            f"hector task approve {name} {printer.task_id}  (or: hector task deny ...)"
+        )
     if not printer.ok:
         raise typer.Exit(1)
 
@@ -238,6 +245,7 @@ def chat(
     session = session or f"cli-chat-{int(time.time())}"
     target = _target(url, config, agent, token)
     err.print(f"[dim]session {session} — resume with --session {session}; type /exit to quit[/dim]")
+    waiting_task: str | None = None
     while True:
         try:
             line = input("you> ")
@@ -250,10 +258,12 @@ def chat(
             continue
         printer = Printer()
         try:
-            asyncio.run(_call(target, config, agent, line, session, stream, printer))
+            asyncio.run(_call(target, config, agent, line, session, stream, printer, waiting_task))
         except HectorError as exc:
             err.print(f"[red]error:[/red] {exc.message}")
         printer.end()
+        # A task that asked a question (e.g. approve a tool call?) gets the next line as answer.
+        waiting_task = printer.task_id if printer.waiting else None
 
 
 @app.command("list")
@@ -323,6 +333,43 @@ def task_cancel(
     """Cancel a running task."""
     task = asyncio.run(remote.cancel_task(remote.Target(url or DEFAULT_URL, agent, token), task_id))
     out.print(f"task {task.id}: {STATE_NAMES.get(task.status.state, '?')}")
+
+
+def _decide(agent: str, task_id: str, decision: str, url: str | None, token: str | None) -> None:
+    printer = Printer()
+
+    async def follow() -> None:
+        async for event in remote.decide(
+            remote.Target(url or DEFAULT_URL, agent, token), task_id, decision, True
+        ):
+            printer.remote(event)
+
+    asyncio.run(follow())
+    printer.end()
+    if not printer.ok:
+        raise typer.Exit(1)
+
+
+@task_app.command("approve")
+def task_approve(
+    agent: Annotated[str, typer.Argument()],
+    task_id: Annotated[str, typer.Argument()],
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Approve the tool call a task is waiting on, and follow the task to its end."""
+    _decide(agent, task_id, "approve", url, token)
+
+
+@task_app.command("deny")
+def task_deny(
+    agent: Annotated[str, typer.Argument()],
+    task_id: Annotated[str, typer.Argument()],
+    url: UrlOpt = None,
+    token: TokenOpt = None,
+) -> None:
+    """Deny the tool call a task is waiting on; the agent is told and goes on."""
+    _decide(agent, task_id, "deny", url, token)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

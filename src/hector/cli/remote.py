@@ -24,7 +24,8 @@ from a2a.types.a2a_pb2 import (
     StreamResponse,
     Task,
 )
-from google.protobuf.json_format import MessageToDict
+from google.protobuf.json_format import MessageToDict, ParseDict
+from google.protobuf.struct_pb2 import Value
 
 from hector.errors import ClientError
 
@@ -91,9 +92,24 @@ def user_message(text: str, context_id: str, task_id: str | None = None) -> Send
     return SendMessageRequest(message=msg)
 
 
-async def send(target: Target, text: str, context_id: str, streaming: bool) -> AsyncIterator[StreamResponse]:
+async def send(
+    target: Target, text: str, context_id: str, streaming: bool, task_id: str | None = None
+) -> AsyncIterator[StreamResponse]:
+    """Send *text*; with *task_id*, as the answer to that task (e.g. one waiting for approval)."""
     async with connect(target, streaming) as (client, _):
-        async for event in client.send_message(user_message(text, context_id)):
+        async for event in client.send_message(user_message(text, context_id, task_id)):
+            yield event
+
+
+async def decide(
+    target: Target, task_id: str, decision: str, streaming: bool
+) -> AsyncIterator[StreamResponse]:
+    """Answer a task that waits for approval, and follow it as it goes on."""
+    async with connect(target, streaming) as (client, _):
+        task = await client.get_task(GetTaskRequest(id=task_id))
+        request = user_message(decision, task.context_id, task_id)
+        request.message.parts.append(Part(data=ParseDict({"decision": decision}, Value())))
+        async for event in client.send_message(request):
             yield event
 
 

@@ -111,5 +111,10 @@ class Printer:
         self.printed = False
 
     @property
+    def waiting(self) -> bool:
+        """The task paused for the user's answer (e.g. a tool approval)."""
+        return self.state == TaskState.TASK_STATE_INPUT_REQUIRED
+
+    @property
     def ok(self) -> bool:
         return self.state not in FAILED and self.state is not None

@@ -41,6 +41,24 @@ session_messages = sa.Table(
     sa.UniqueConstraint("agent_id", "context_id", "seq", name="uq_session_message_seq"),
 )
 
+approvals = sa.Table(
+    "hector_approvals",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("agent_id", sa.String(200), nullable=False),
+    sa.Column("task_id", sa.String(200), nullable=False, index=True),
+    sa.Column("context_id", sa.String(200), nullable=False),
+    sa.Column("owner", sa.String(300), nullable=False),
+    sa.Column("step", sa.JSON, nullable=False),
+    sa.Column("calls", sa.JSON, nullable=False),
+    sa.Column("prompt", sa.Text, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("decided_by", sa.String(300), nullable=True),
+)
+
 schema_version = sa.Table(
     "hector_schema",
     metadata,
@@ -53,7 +71,11 @@ def _v1_sessions(conn: Connection) -> None:
     metadata.create_all(conn, tables=[sessions, session_messages])
 
 
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1_sessions)]
+def _v2_approvals(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[approvals])
+
+
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1_sessions), (2, _v2_approvals)]
 
 
 def _migrate(conn: Connection) -> None:

@@ -1,0 +1,190 @@
+"""Human approval of tool calls over A2A: pause, approve, deny, wrong user, replay, restart, expiry."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from a2a.helpers.proto_helpers import get_text_parts
+from a2a.types.a2a_pb2 import GetTaskRequest, Message, Part, Role, SendMessageRequest, TaskState
+from google.protobuf.json_format import MessageToDict, ParseDict
+from google.protobuf.struct_pb2 import Value
+
+from hector.tools import FunctionTool, Tool
+from tests.harness import running_hector
+from tests.server.test_a2a import client_for, final_text, request
+
+KEY_A, KEY_B = "key-alice-0123456789", "key-bob-9876543210"
+
+
+class Deployments:
+    def __init__(self) -> None:
+        self.done: list[str] = []
+
+    def tool(self, timeout: float = 600.0) -> Tool:
+        def deploy(env: str) -> str:
+            """Deploys to an environment."""
+            self.done.append(env)
+            return f"deployed {env}"
+
+        tool = FunctionTool(deploy)
+        tool.require_approval = True
+        tool.approval_prompt = "Deploy to {env}?"
+        tool.approval_timeout = timeout
+        return tool
+
+
+def config(store: dict[str, Any] | None = None, auth: bool = False) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "llms": {"t": {"type": "test"}},
+        "agents": {"ops": {"llm": "t", "tools": ["deploy"]}},
+    }
+    if store is not None:
+        cfg["session_stores"] = {"main": store}
+    if auth:
+        cfg["server"] = {"auth": {"enabled": True, "api_keys": [KEY_A, KEY_B]}}
+    return cfg
+
+
+def answer(
+    task_id: str, context_id: str, *, text: str | None = None, decision: str | None = None
+) -> SendMessageRequest:
+    msg = Message(
+        role=Role.ROLE_USER,
+        message_id=f"d-{task_id[:8]}-{text}-{decision}",
+        task_id=task_id,
+        context_id=context_id,
+    )
+    if text is not None:
+        msg.parts.append(Part(text=text))
+    if decision is not None:
+        msg.parts.append(Part(data=ParseDict({"decision": decision}, Value())))
+    return SendMessageRequest(message=msg)
+
+
+def paused(events: list[Any]) -> tuple[str, str, dict[str, Any]]:
+    """(task id, prompt text, approval data part) of a run that stopped for approval."""
+    last = events[-1]
+    task = last.task if last.HasField("task") else None
+    status = task.status if task is not None else last.status_update.status
+    assert status.state == TaskState.TASK_STATE_INPUT_REQUIRED, status
+    data = [MessageToDict(p.data) for p in status.message.parts if p.HasField("data")]
+    task_id = task.id if task is not None else last.status_update.task_id
+    return task_id, "".join(get_text_parts(status.message.parts)), data[0]
+
+
+@pytest.mark.parametrize("streaming", [True, False], ids=["stream", "blocking"])
+async def test_approve_runs_the_tool(tmp_path: Path, streaming: bool) -> None:
+    deploys = Deployments()
+    async with (
+        running_hector(config(), tmp_path, {"deploy": deploys.tool()}) as url,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        client = await client_for(
+            url, "ops", binding="JSONRPC", version="1.0", streaming=streaming, http=http
+        )
+        events = [e async for e in client.send_message(request('use deploy {"env": "prod"}', "c-approve"))]
+        task_id, prompt, data = paused(events)
+        assert prompt == "Deploy to prod?"
+        assert data["interaction_type"] == "tool_approval" and data["tool_name"] == "deploy"
+        assert data["tool_input"] == {"env": "prod"} and data["options"] == ["approve", "deny"]
+        assert deploys.done == [], "nothing runs before approval"
+        resumed = [e async for e in client.send_message(answer(task_id, "c-approve", decision="approve"))]
+        assert final_text(resumed)[:2] == (
+            TaskState.TASK_STATE_COMPLETED,
+            "Tool deploy returned: deployed prod",
+        )
+        assert deploys.done == ["prod"]
+        # Replay: the same decision again does not run the tool again.
+        with pytest.raises(Exception, match=r"(?i)terminal|not.*(allowed|found)|invalid"):
+            _ = [e async for e in client.send_message(answer(task_id, "c-approve", decision="approve"))]
+        assert deploys.done == ["prod"]
+        await client.close()
+
+
+async def test_deny_by_text_tells_the_model(tmp_path: Path) -> None:
+    deploys = Deployments()
+    async with (
+        running_hector(config(), tmp_path, {"deploy": deploys.tool()}) as url,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        client = await client_for(url, "ops", binding="HTTP+JSON", version="1.0", streaming=True, http=http)
+        task_id, _, data = paused(
+            [e async for e in client.send_message(request('use deploy {"env": "prod"}', "c-deny"))]
+        )
+        unclear = [e async for e in client.send_message(answer(task_id, "c-deny", text="what does it do?"))]
+        assert paused(unclear)[1:] == ("Please answer with: approve or deny\n\nDeploy to prod?", data)
+        done = [e async for e in client.send_message(answer(task_id, "c-deny", text="deny"))]
+        state, text, _ = final_text(done)
+        assert state == TaskState.TASK_STATE_COMPLETED
+        assert text == "Tool deploy returned: TOOL_EXECUTION_DENIED: The user rejected this tool call."
+        assert deploys.done == []
+        await client.close()
+
+
+async def test_only_the_owner_can_approve(tmp_path: Path) -> None:
+    deploys = Deployments()
+    async with (
+        running_hector(config(auth=True), tmp_path, {"deploy": deploys.tool()}) as url,
+        httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {KEY_A}"}) as alice_http,
+        httpx.AsyncClient(timeout=30, headers={"Authorization": f"Bearer {KEY_B}"}) as bob_http,
+    ):
+        alice = await client_for(
+            url, "ops", binding="JSONRPC", version="1.0", streaming=False, http=alice_http
+        )
+        bob = await client_for(url, "ops", binding="JSONRPC", version="1.0", streaming=False, http=bob_http)
+        task_id, _, _ = paused(
+            [e async for e in alice.send_message(request('use deploy {"env": "prod"}', "c-own"))]
+        )
+        with pytest.raises(Exception, match=r"(?i)not found"):
+            _ = [e async for e in bob.send_message(answer(task_id, "c-own", decision="approve"))]
+        assert deploys.done == []
+        done = [e async for e in alice.send_message(answer(task_id, "c-own", decision="approve"))]
+        assert final_text(done)[0] == TaskState.TASK_STATE_COMPLETED and deploys.done == ["prod"]
+        await alice.close()
+        await bob.close()
+
+
+async def test_pending_approval_survives_a_restart(tmp_path: Path, store: dict[str, Any]) -> None:
+    deploys = Deployments()
+    cfg = config(store)
+    async with (
+        running_hector(cfg, tmp_path, {"deploy": deploys.tool()}) as url,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        client = await client_for(url, "ops", binding="JSONRPC", version="1.0", streaming=True, http=http)
+        task_id, _, _ = paused(
+            [e async for e in client.send_message(request('use deploy {"env": "eu"}', "c-restart"))]
+        )
+        await client.close()
+    async with (
+        running_hector(cfg, tmp_path, {"deploy": deploys.tool()}) as url,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        client = await client_for(url, "ops", binding="HTTP+JSON", version="1.0", streaming=True, http=http)
+        stored = await client.get_task(GetTaskRequest(id=task_id))
+        assert stored.status.state == TaskState.TASK_STATE_INPUT_REQUIRED
+        done = [e async for e in client.send_message(answer(task_id, "c-restart", decision="approve"))]
+        assert final_text(done)[:2] == (TaskState.TASK_STATE_COMPLETED, "Tool deploy returned: deployed eu")
+        await client.close()
+    assert deploys.done == ["eu"]
+
+
+async def test_expired_approval_is_a_denial(tmp_path: Path) -> None:
+    deploys = Deployments()
+    tool = deploys.tool(timeout=0.2)
+    async with (
+        running_hector(config(), tmp_path, {"deploy": tool}) as url,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        client = await client_for(url, "ops", binding="JSONRPC", version="1.0", streaming=True, http=http)
+        task_id, _, _ = paused(
+            [e async for e in client.send_message(request('use deploy {"env": "prod"}', "c-exp"))]
+        )
+        await asyncio.sleep(0.4)
+        done = [e async for e in client.send_message(answer(task_id, "c-exp", decision="approve"))]
+        assert "expired" in final_text(done)[1] and deploys.done == []
+        await client.close()
