@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,42 @@ async def running_hector(
     app = create_app(build_runtime(loaded.config, base_dir, tools))
     async with serve_app(app) as url:
         yield url
+
+
+@contextlib.contextmanager
+def hector_in_thread(
+    config: dict[str, Any], base_dir: Path, tools: dict[str, Tool] | None = None
+) -> Iterator[str]:
+    """``running_hector`` in its own thread and event loop, for callers that run their own loop
+    (the CLI calls ``asyncio.run``)."""
+    ready = threading.Event()
+    stop: asyncio.Event | None = None
+    url: list[str] = []
+    loop = asyncio.new_event_loop()
+
+    async def run() -> None:
+        nonlocal stop
+        stop = asyncio.Event()
+        async with running_hector(config, base_dir, tools) as base:
+            url.append(base)
+            ready.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(run(),), daemon=True)
+    thread.start()
+    assert ready.wait(15), "server did not start"
+    try:
+        yield url[0]
+    finally:
+        assert stop is not None
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(15)
+        leftover = asyncio.all_tasks(loop)  # sse-starlette's shutdown watchers outlive the server
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
+        loop.close()
 
 
 @contextlib.asynccontextmanager

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +10,7 @@ import pytest
 import yaml
 
 from hector.cli import main
-from tests.harness import running_hector
+from tests.harness import hector_in_thread
 
 SERVER_CONFIG = {
     "llms": {"t": {"type": "test"}},
@@ -22,33 +20,8 @@ SERVER_CONFIG = {
 
 @pytest.fixture
 def server_url(tmp_path: Path) -> Iterator[str]:
-    """A Hector server in its own thread and event loop, since the CLI runs its own loop."""
-    ready = threading.Event()
-    stop: asyncio.Event | None = None
-    url: list[str] = []
-    loop = asyncio.new_event_loop()
-
-    async def run() -> None:
-        nonlocal stop
-        stop = asyncio.Event()
-        async with running_hector(SERVER_CONFIG, tmp_path) as base:
-            url.append(base)
-            ready.set()
-            await stop.wait()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(run(),), daemon=True)
-    thread.start()
-    assert ready.wait(15), "server did not start"
-    yield url[0]
-    assert stop is not None
-    loop.call_soon_threadsafe(stop.set)
-    thread.join(15)
-    leftover = asyncio.all_tasks(loop)  # sse-starlette's shutdown watchers outlive the server
-    for task in leftover:
-        task.cancel()
-    if leftover:
-        loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
-    loop.close()
+    with hector_in_thread(SERVER_CONFIG, tmp_path) as url:
+        yield url
 
 
 def write(tmp_path: Path, data: object, name: str = "hector.yaml") -> Path:

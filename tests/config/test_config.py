@@ -660,7 +660,10 @@ def test_errors_do_not_echo_secrets(
 
 # --- hector validate -----------------------------------------------------------------------
 
-VALID = "llms:\n  main:\n    model: m\ntools:\n  mine: {handler: read_file}\nagents:\n  a:\n    llm: main\n  b: {}\n"
+VALID = (
+    "llms:\n  main:\n    model: m\ntools:\n  mine: {handler: read_file}\n"
+    "agents:\n  a:\n    llm: main\n  b: {}\n"
+)
 WARNS = "server:\n  auth:\n    enabled: true\n"
 INVALID = "agents:\n  a:\n    llm: nope\n    instructon: x\n"
 
