@@ -184,6 +184,8 @@ class WebRequestTool(Tool):
                 return await self._follow(method, url, headers, body)
         except (TimeoutError, httpx.TimeoutException):
             raise ToolError(f"request timed out after {self._timeout:g}s (timeout)") from None
+        except httpx.HTTPError as exc:  # e.g. the server broke the protocol or dropped the connection
+            raise ToolError(f"request to {url} failed: {type(exc).__name__}: {exc}") from None
 
     def _parse(self, arguments: dict[str, Any]) -> tuple[str, httpx.URL, httpx.Headers, bytes | None]:
         unknown = sorted(set(arguments) - {"url", "method", "headers", "body"})
