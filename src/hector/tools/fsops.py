@@ -63,7 +63,7 @@ def check_arguments(schema: dict[str, Any], arguments: Any) -> dict[str, Any]:
     required = schema.get("required", [])
     out: dict[str, Any] = {}
     for name, spec in props.items():
-        value = arguments.get(name)
+        value: Any = arguments.get(name)
         if value is None:  # models send null for an optional argument they mean to leave out
             if name in required:
                 raise ToolError(f"missing required argument {name!r}: {spec['description']}")
@@ -72,14 +72,19 @@ def check_arguments(schema: dict[str, Any], arguments: Any) -> dict[str, Any]:
         kind = spec["type"]
         if kind == "integer" and isinstance(value, float) and value.is_integer():
             value = int(value)
-        if not isinstance(value, _PY_TYPES[kind]) or (kind == "integer" and isinstance(value, bool)):
-            raise ToolError(f"argument {name!r} must be a {kind}, got {type(value).__name__}")
+        if not _has_type(value, kind):
+            raise ToolError(f"argument {name!r} must be of type {kind}, got {type(value).__name__}")
         if "minimum" in spec and value < spec["minimum"]:
             raise ToolError(f"argument {name!r} must be at least {spec['minimum']}, got {value}")
-        if "maxLength" in spec and len(value) > spec["maxLength"]:
-            raise ToolError(f"argument {name!r} is too long: {len(value)} characters (max: {spec['maxLength']})")
+        if "maxLength" in spec and len(value) > (most := spec["maxLength"]):
+            raise ToolError(f"argument {name!r} is too long: {len(value)} characters (max: {most})")
         out[name] = value
     return out
+
+
+def _has_type(value: Any, kind: str) -> bool:
+    # bool is an int in Python, but true is not an integer in JSON
+    return isinstance(value, _PY_TYPES[kind]) and not (kind == "integer" and isinstance(value, bool))
 
 
 class WorkspaceTool(Tool):
@@ -94,7 +99,7 @@ class WorkspaceTool(Tool):
         try:
             return await asyncio.to_thread(self.run, args)
         except OSError as exc:
-            raise os_error(exc) from None
+            raise os_error(exc, self.root) from None
 
     @abstractmethod
     def run(self, args: dict[str, Any]) -> str:
@@ -102,20 +107,35 @@ class WorkspaceTool(Tool):
 
     def locate(self, user_path: str, *, must_exist: bool = False) -> PurePath:
         """*user_path* confined, as a path relative to the root with symlinks resolved."""
+        _check_length(user_path)
         return confine(self.root, user_path, must_exist=must_exist).relative_to(self.root)
 
     def locate_entry(self, user_path: str) -> PurePath:
         """Like ``locate``, but the last component is kept as named, even if it is a symlink:
         the entry a write replaces, rather than the file a symlink would lead to."""
+        _check_length(user_path)
         confine(self.root, user_path)  # the whole path, symlinks followed, must stay inside
         named = PurePath(user_path)
         parent = confine(self.root, str(named.parent)).relative_to(self.root)
         return parent / named.name
 
 
-def os_error(exc: OSError) -> ToolError:
+def _check_length(user_path: str) -> None:
+    # Paths in a patch bypass the schema's maxLength; a huge one would only create deep trees.
+    if len(user_path) > MAX_PATH_LENGTH:
+        raise ToolError(f"path too long: {len(user_path)} characters (max: {MAX_PATH_LENGTH})")
+
+
+def os_error(exc: OSError, root: Path) -> ToolError:
+    """*exc* as a message for the model, naming the file without the host's absolute path."""
     reason = _OS_REASONS.get(exc.errno or 0, exc.strerror or "I/O error")
-    return ToolError(f"{exc.filename}: {reason}" if exc.filename else reason)
+    name = exc.filename
+    if not isinstance(name, str) or not name:
+        return ToolError(reason)
+    if os.path.isabs(name):  # from a check outside the descriptor-relative I/O (e.g. confine)
+        shown = Path(name)
+        name = str(shown.relative_to(root) if shown.is_relative_to(root) else shown.name)
+    return ToolError(f"{name}: {reason}")
 
 
 def check_extension(cfg: ToolConfig, rel: PurePath) -> None:
@@ -130,21 +150,29 @@ def check_extension(cfg: ToolConfig, rel: PurePath) -> None:
 
     for ext in cfg.denied_extensions or []:
         if ext and matches(ext):
-            raise ToolError(f"{rel}: extension {ext!r} is denied (denied_extensions: {cfg.denied_extensions})")
+            raise ToolError(f"{rel}: extension {ext!r} is denied (denied: {cfg.denied_extensions})")
     allowed = cfg.allowed_extensions
     if allowed is not None and not any(matches(ext) for ext in allowed):
         what = "files without an extension are" if not PurePath(name).suffix else "this extension is"
         raise ToolError(f"{rel}: {what} not allowed; use one of allowed_extensions {allowed}")
 
 
+def text_lines(text: str) -> list[str]:
+    """Lines as editors and grep number them: split on ``\\n``, a trailing ``\\r`` dropped."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
 def decode_text(data: bytes, rel: PurePath, *, strict: bool) -> str:
     """*data* as text; binary files are refused, and so is bad UTF-8 when *strict* (editing)."""
     if b"\x00" in data[:BINARY_SNIFF]:
-        raise ToolError(f"{rel} looks like a binary file (it contains NUL bytes); only text files are supported")
+        raise ToolError(f"{rel} looks like a binary file (it has NUL bytes); only text files are supported")
     try:
         return data.decode("utf-8", errors="strict" if strict else "replace")
     except UnicodeDecodeError as exc:
-        raise ToolError(f"{rel} is not valid UTF-8 text (byte {exc.start}); it cannot be edited as text") from None
+        raise ToolError(f"{rel} is not valid UTF-8 (byte {exc.start}); it cannot be edited as text") from None
 
 
 @contextlib.contextmanager
@@ -169,14 +197,19 @@ def read_regular(root: Path, rel: PurePath, limit: int) -> bytes:
     if not rel.parts:
         raise ToolError("the workspace root is a directory; name a file inside it")
     with open_dir(root, rel.parent) as dfd:
-        # O_NONBLOCK: opening a FIFO someone left in the workspace must not hang the call.
-        fd = os.open(rel.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
+        return read_at(dfd, rel.name, limit, rel)
+
+
+def read_at(dfd: int, name: str, limit: int, shown: PurePath) -> bytes:
+    """Regular file *name* in directory *dfd* (not through a symlink), at most *limit* bytes."""
+    # O_NONBLOCK: opening a FIFO someone left in the workspace must not hang the call.
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
-            raise ToolError(f"{rel} is a directory; name a file inside it")
+            raise ToolError(f"{shown} is a directory; name a file inside it")
         if not stat.S_ISREG(st.st_mode):
-            raise ToolError(f"{rel} is not a regular file")
+            raise ToolError(f"{shown} is not a regular file")
         _check_size(st.st_size, limit)
         chunks, total = [], 0
         while chunk := os.read(fd, min(1 << 20, limit + 1 - total)):
@@ -217,7 +250,7 @@ def atomic_write(
             if backup:
                 backup_name = f"{rel.name}.bak"
                 if (bak := _lstat(backup_name, dfd)) is not None and not stat.S_ISREG(bak.st_mode):
-                    raise ToolError(f"{rel.parent / backup_name} is in the way of the backup; remove it first")
+                    raise ToolError(f"{rel.parent / backup_name} is in the way of the backup; remove it")
                 _replace(dfd, backup_name, _read_at(dfd, rel.name), mode)
         _replace(dfd, rel.name, data, mode)
 

@@ -33,14 +33,14 @@ def confine(root: Path, user_path: str, *, must_exist: bool = False) -> Path:
         or user_path.startswith(("~", "\\"))
         or (len(user_path) > 1 and user_path[1] == ":")
     ):
-        raise ToolError("absolute paths not allowed, use paths relative to the workspace")
+        raise ToolError("absolute paths not allowed, use relative paths")
     if ".." in candidate.parts or ".." in user_path.replace("\\", "/").split("/"):
         raise ToolError("directory traversal not allowed (..)")
     resolved = Path(os.path.realpath(root / candidate))
     try:
         resolved.relative_to(root)
     except ValueError:
-        raise ToolError("path escapes the workspace") from None
+        raise ToolError("path escapes working directory") from None
     if must_exist and not resolved.exists():
         raise ToolError(f"not found: {user_path}")
     return resolved
