@@ -22,6 +22,7 @@ from hector.errors import ConfigError
 from hector.providers import Model, ModelSettings, build_model
 from hector.stores.approvals import ApprovalStore, MemoryApprovalStore, SQLApprovalStore
 from hector.stores.db import create_engine, migrate, sqlite_url
+from hector.stores.quotas import MemoryQuotaStore, Quotas, QuotaStore, SQLQuotaStore
 from hector.stores.sessions import MemorySessionStore, SessionStore, SQLSessionStore
 from hector.tools import Tool
 from hector.tools.registry import ToolEnv, build_tool
@@ -119,6 +120,7 @@ class _Builder:
         self.models: dict[str, Model] = {}
         self.sessions: dict[str, SessionStore] = {}
         self.approvals: dict[str, ApprovalStore] = {}
+        self.quota_sets: dict[str, Quotas] = {}
         self.task_stores: list[TaskStore] = []
 
     def model(self, name: str) -> Model:
@@ -143,6 +145,23 @@ class _Builder:
         if url not in self.engines:
             self.engines[url] = create_engine(url)
         return self.engines[url]
+
+    def quotas(self, cfg: AgentConfig) -> Quotas | None:
+        name, store = self.store_config(cfg)
+        rules = store.rate_limit
+        if not rules.enabled:
+            return None
+        if name not in self.quota_sets:
+            if rules.backend == "sql":
+                if store.backend != "sql":
+                    raise ConfigError(
+                        f"session store {name!r}: rate_limit.backend sql needs backend: sql on the store"
+                    )
+                backing: QuotaStore = SQLQuotaStore(self.engine(store))
+            else:
+                backing = MemoryQuotaStore()
+            self.quota_sets[name] = Quotas(rules, backing)
+        return self.quota_sets[name]
 
     def stores(self, agent_id: str, cfg: AgentConfig) -> tuple[SessionStore, ApprovalStore, TaskStore]:
         name, store = self.store_config(cfg)
@@ -209,6 +228,7 @@ class _Builder:
             streaming=cfg.reasoning.enable_streaming,
             visibility=cfg.visibility,
             approvals=approvals,
+            quotas=self.quotas(cfg),
         )
         return AgentEntry(agent, cfg, task_store)
 

@@ -30,6 +30,7 @@ from hector.agent import Agent
 from hector.agent.approval import ApprovalError, parse_decision
 from hector.errors import AgentRunError, ProviderError
 from hector.messages import AgentEvent, ApprovalRequiredEvent
+from hector.stores.quotas import QuotaExceeded
 from hector.stores.sessions import SessionAccessError
 
 log = logging.getLogger("hector.a2a")
@@ -178,6 +179,23 @@ class HectorAgentExecutor(AgentExecutor):
                         parts, artifact_id, name="response", append=False, last_chunk=True
                     )
                     await updater.complete(_text(updater, event.text))
+        except QuotaExceeded as exc:
+            retry = int(exc.retry_after) + 1
+            log.info(
+                "quota exceeded",
+                extra={
+                    "component": "ratelimit",
+                    "action": "quota",
+                    "agent": self.agent.id,
+                    "task": task_id,
+                    "reason": exc.message,
+                },
+            )
+            await updater.update_status(
+                TaskState.TASK_STATE_REJECTED,
+                _text(updater, f"Rate limit: {exc.message}"),
+                metadata={"error": "rate_limit_exceeded", "retry_after_seconds": retry, "usage": exc.usage},
+            )
         except SessionAccessError:
             await updater.reject(
                 _text(updater, "This contextId belongs to another user; start a new conversation.")

@@ -14,6 +14,7 @@ from hector.agent.memory import WorkingMemory
 from hector.messages import AgentEvent, ApprovalRequiredEvent, ChatMessage, ToolCall
 from hector.providers.base import Model, ModelSettings
 from hector.stores.approvals import ApprovalStore
+from hector.stores.quotas import Quotas
 from hector.stores.sessions import SessionStore
 from hector.tools import Tool, ToolContext
 
@@ -36,6 +37,8 @@ class Agent:
     visibility: Visibility = "public"
     approvals: ApprovalStore | None = None
     """Where paused steps wait for approval; without one, calls that need approval are refused."""
+    quotas: Quotas | None = None
+    """Request and token quotas of the agent's session store, if enabled."""
 
     async def _prompt(self, context_id: str, user: str, new: list[ChatMessage]) -> list[ChatMessage]:
         """System prompt + what working memory keeps of the stored history + *new* messages."""
@@ -78,6 +81,11 @@ class Agent:
         can_ask = self.approvals is not None and ctx.task_id is not None
         setup = LoopSetup(self.model, self.tools, self.settings, self.max_iterations, self.streaming, self.id)
         async for event in run_loop(setup, prompt, ctx, save, request_approval if can_ask else None, resume):
+            if event.kind == "final" and self.quotas is not None:
+                identifier = self.quotas.identifier(self.id, ctx.context_id, ctx.user)
+                await self.quotas.charge_tokens(
+                    identifier, event.usage.input_tokens + event.usage.output_tokens
+                )
             yield event
 
     async def run_stream(
@@ -88,6 +96,8 @@ class Agent:
         The user's message and every completed step are saved as they finish, so a crash or a
         cancellation loses at most the step in flight.
         """
+        if self.quotas is not None:
+            await self.quotas.admit(self.quotas.identifier(self.id, context_id, user))
         user_message = ChatMessage("user", text)
         prompt = await self._prompt(context_id, user, [user_message])
         await self.sessions.append(self.id, context_id, user, [user_message], task_id)

@@ -94,6 +94,14 @@ def check_config(cfg: Config, extra_tools: Collection[str] = ()) -> tuple[list[s
                 f"type: function with handler one of {sorted(BUILTIN_TOOLS)}"
             )
 
+    for store_id, session_store in cfg.session_stores.items():
+        quota = session_store.rate_limit
+        if quota.enabled and quota.backend == "sql" and session_store.backend != "sql":
+            errors.append(
+                f"session store {store_id!r}: rate_limit.backend sql keeps counters in the store's "
+                "database; set backend: sql on the store or rate_limit.backend: memory"
+            )
+
     for doc_id, doc in cfg.document_stores.items():
         owner = f"document store {doc_id!r}"
         if doc.vector_store is not None and doc.vector_store not in cfg.vector_stores:

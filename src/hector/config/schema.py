@@ -292,10 +292,34 @@ class LoggerConfig(Section):
     file: str | None = None
 
 
+class QuotaLimitConfig(Section):
+    type: Literal["token", "count"]
+    window: Literal["minute", "hour", "day", "week", "month"]
+    limit: int = Field(gt=0)
+
+
+class QuotaConfig(Section):
+    """Usage quotas (the Go original's session-store ``rate_limit``): tokens or requests per window."""
+
+    enabled: bool = False
+    scope: Literal["session", "user"] = "session"
+    backend: Literal["memory", "sql"] = "memory"
+    limits: list[QuotaLimitConfig] = []
+
+    def effective_limits(self) -> list[QuotaLimitConfig]:
+        if self.limits:
+            return self.limits
+        return [
+            QuotaLimitConfig(type="token", window="day", limit=100_000),
+            QuotaLimitConfig(type="count", window="minute", limit=60),
+        ]
+
+
 class SessionStoreConfig(Section):
     backend: Literal["sql", "memory"] = "sql"
     url: SecretStr | None = None
     """SQLAlchemy async URL, e.g. ``postgresql+asyncpg://user@host/db``; default: SQLite in data_dir."""
+    rate_limit: QuotaConfig = QuotaConfig()
 
 
 class DefaultsConfig(Section):

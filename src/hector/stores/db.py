@@ -59,6 +59,17 @@ approvals = sa.Table(
     sa.Column("decided_by", sa.String(300), nullable=True),
 )
 
+quota_usage = sa.Table(
+    "hector_quota_usage",
+    metadata,
+    sa.Column("scope", sa.String(20), primary_key=True),
+    sa.Column("identifier", sa.String(500), primary_key=True),
+    sa.Column("limit_type", sa.String(20), primary_key=True),
+    sa.Column("window", sa.String(20), primary_key=True),
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("window_end", sa.Float, nullable=False),
+)
+
 schema_version = sa.Table(
     "hector_schema",
     metadata,
@@ -75,7 +86,15 @@ def _v2_approvals(conn: Connection) -> None:
     metadata.create_all(conn, tables=[approvals])
 
 
-MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1_sessions), (2, _v2_approvals)]
+def _v3_quotas(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[quota_usage])
+
+
+MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
+    (1, _v1_sessions),
+    (2, _v2_approvals),
+    (3, _v3_quotas),
+]
 
 
 def _migrate(conn: Connection) -> None:
