@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -135,20 +136,15 @@ class HectorAgentExecutor(AgentExecutor):
             await updater.failed(_text(updater, f"Cannot resume: {exc.message}"))
 
     async def _publish(self, events: AsyncIterator[AgentEvent], updater: TaskUpdater, task_id: str) -> None:
-        artifact_id = f"response-{task_id}"
-        streamed = False
+        response = ResponseArtifact(updater, f"response-{task_id}")
         try:
             async for event in events:
                 if event.kind == "text_delta":
-                    await updater.add_artifact(
-                        [Part(text=event.text)],
-                        artifact_id,
-                        name="response",
-                        append=streamed,
-                        last_chunk=False,
-                    )
-                    streamed = True
-                elif event.kind == "tool_call":
+                    await response.delta(event.text)
+                    continue
+                # Text streamed so far goes out before anything else happens.
+                await response.flush()
+                if event.kind == "tool_call":
                     call = {"id": event.call.id, "name": event.call.name, "arguments": event.call.arguments}
                     await updater.update_status(
                         TaskState.TASK_STATE_WORKING,
@@ -175,9 +171,7 @@ class HectorAgentExecutor(AgentExecutor):
                         parts.append(
                             Part(data=ParseDict(event.structured, Value()), media_type="application/json")
                         )
-                    await updater.add_artifact(
-                        parts, artifact_id, name="response", append=False, last_chunk=True
-                    )
+                    await response.finish(parts)
                     await updater.complete(_text(updater, event.text))
         except QuotaExceeded as exc:
             retry = int(exc.retry_after) + 1
@@ -210,6 +204,49 @@ class HectorAgentExecutor(AgentExecutor):
         if context.task_id and context.context_id:
             updater = TaskUpdater(event_queue, context.task_id, context.context_id)
             await updater.cancel(_text(updater, "Canceled by the user."))
+
+
+class ResponseArtifact:
+    """The ``response`` artifact: text deltas coalesced into chunks, then one final replacement.
+
+    Every chunk is an event the task store saves, so deltas are sent at most every
+    ``interval`` seconds; an answer that is ready within one interval costs a single event. The
+    final event replaces the chunks with the whole answer in one part, so a stored task holds a
+    compact artifact whatever the model's chunking was.
+    """
+
+    interval = 0.05
+
+    def __init__(self, updater: TaskUpdater, artifact_id: str) -> None:
+        self.updater = updater
+        self.artifact_id = artifact_id
+        self.pending = ""
+        self.chunks = 0
+        self.last = time.monotonic()
+
+    async def delta(self, text: str) -> None:
+        self.pending += text
+        if time.monotonic() - self.last >= self.interval:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self.pending:
+            await self.updater.add_artifact(
+                [Part(text=self.pending)],
+                self.artifact_id,
+                name="response",
+                append=self.chunks > 0,
+                last_chunk=False,
+            )
+            self.chunks += 1
+            self.pending = ""
+        self.last = time.monotonic()
+
+    async def finish(self, parts: list[Part]) -> None:
+        self.pending = ""
+        await self.updater.add_artifact(
+            parts, self.artifact_id, name="response", append=False, last_chunk=True
+        )
 
 
 def _text(updater: TaskUpdater, text: str) -> Message:
