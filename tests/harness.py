@@ -26,7 +26,8 @@ POSTGRES_ADMIN_URL = os.environ.get(
 
 
 @contextlib.asynccontextmanager
-async def serve_app(app: Any) -> AsyncIterator[str]:
+async def serve_app(app: Any, **tls: Any) -> AsyncIterator[str]:
+    """Serve *app* on a free loopback port; *tls* are uvicorn's ``ssl_*`` options (HTTPS)."""
     server = uvicorn.Server(
         # proxy_headers off, as `hector serve` runs it: only server.trusted_proxies decides whom
         # to believe about X-Forwarded-For.
@@ -38,6 +39,7 @@ async def serve_app(app: Any) -> AsyncIterator[str]:
             lifespan="on",
             access_log=False,
             proxy_headers=False,
+            **tls,
         )
     )
     task = asyncio.create_task(server.serve())
@@ -48,7 +50,7 @@ async def serve_app(app: Any) -> AsyncIterator[str]:
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await task

@@ -8,6 +8,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from hector.errors import ConfigError
+from hector.observability.tracing import log_fields
 from hector.security.redact import RedactingFilter
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -25,7 +27,8 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class JSONFormatter(logging.Formatter):
-    """One JSON object per line: timestamp, level, component, message and the record's extras."""
+    """One JSON object per line: timestamp, level, component, message, the record's extras,
+    and ``trace_id`` / ``span_id`` when a span is current."""
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {
@@ -35,6 +38,8 @@ class JSONFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         data.update(_extras(record))
+        # Formatting runs in the logging call, so the current span is the one that logged.
+        data.update(log_fields())
         if record.exc_info and record.levelno >= logging.ERROR:
             data["error_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
         return json.dumps(data, default=str, ensure_ascii=False)
@@ -52,6 +57,10 @@ class TextFormatter(logging.Formatter):
 def setup_logging(
     level: str = "info", fmt: str = "text", file: str | None = None, secrets: set[str] | None = None
 ) -> None:
+    if level.lower() not in LEVELS:
+        # --log-level and LOG_LEVEL are not checked by the config schema; a typo must not
+        # silently log at another level.
+        raise ConfigError(f"invalid log level {level!r} (debug, info, warn, error)")
     handler: logging.Handler = logging.FileHandler(file) if file else logging.StreamHandler(sys.stderr)
     handler.setFormatter(JSONFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(RedactingFilter(secrets or set()))
@@ -59,7 +68,7 @@ def setup_logging(
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(LEVELS.get(level, logging.INFO))
+    root.setLevel(LEVELS[level.lower()])
     # Third-party request logs would repeat what Hector logs, sometimes with full URLs.
     for noisy in ("httpx", "httpcore", "uvicorn.access", "a2a"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -17,13 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hector.agent import Agent
 from hector.agent.memory import BufferWindowMemory, SummaryBufferMemory, WorkingMemory
+from hector.config.checks import outbound
 from hector.config.schema import AgentConfig, Config, LLMConfig, SessionStoreConfig, ToolConfig
+from hector.config.tls import check_tls_files
 from hector.errors import ConfigError
 from hector.providers import Model, ModelSettings, build_model
 from hector.stores.approvals import ApprovalStore, MemoryApprovalStore, SQLApprovalStore
 from hector.stores.db import create_engine, migrate, sqlite_url
 from hector.stores.quotas import MemoryQuotaStore, Quotas, QuotaStore, SQLQuotaStore
 from hector.stores.sessions import MemorySessionStore, SessionStore, SQLSessionStore
+from hector.tls import warn_insecure
 from hector.tools import Tool
 from hector.tools.registry import ToolEnv, build_tool
 
@@ -126,7 +129,7 @@ class _Builder:
     def model(self, name: str) -> Model:
         if name not in self.models:
             cfg = self.config.llms.get(name, LLMConfig())
-            self.models[name] = build_model(name, cfg)
+            self.models[name] = build_model(name, cfg, tls_defaults=self.config)
         return self.models[name]
 
     def store_config(self, cfg: AgentConfig) -> tuple[str, SessionStoreConfig]:
@@ -190,7 +193,9 @@ class _Builder:
             cfg = self.config.tools.get(name) or ToolConfig()
             if not cfg.enabled:
                 raise ConfigError(f"tool {name!r} is disabled (enabled: false) but an agent lists it")
-            self.tools[name] = build_tool(name, cfg, ToolEnv(base_dir=self.base_dir))
+            self.tools[name] = build_tool(
+                name, cfg, ToolEnv(base_dir=self.base_dir, tls_defaults=self.config)
+            )
         return self.tools[name]
 
     def agent_tools(self, agent_id: str, cfg: AgentConfig) -> list[Tool]:
@@ -233,10 +238,23 @@ class _Builder:
         return AgentEntry(agent, cfg, task_store)
 
 
+def prepare_tls(config: Config) -> None:
+    """Refuse unreadable TLS files and warn about every component that skips verification.
+
+    Done for the whole configuration at start-up, so the problems show before the first request
+    and for components that are declared but built later (or not by this version).
+    """
+    check_tls_files(config)
+    for found in outbound(config):
+        if found.tls.insecure_skip_verify:
+            warn_insecure(found.component)
+
+
 def build_runtime(
     config: Config, base_dir: Path | None = None, tools: dict[str, Tool] | None = None
 ) -> Runtime:
     """Build every agent of *config*; relative paths resolve against *base_dir* (default: cwd)."""
+    prepare_tls(config)
     builder = _Builder(config, base_dir or Path.cwd(), tools or {})
     agent_configs = dict(config.agents) or {"assistant": AgentConfig()}
     agents = {agent_id: builder.agent(agent_id, cfg) for agent_id, cfg in agent_configs.items()}

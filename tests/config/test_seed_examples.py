@@ -18,7 +18,8 @@ import yaml
 from pydantic import BaseModel, SecretStr
 
 from hector.cli import main
-from hector.config import LoadedConfig, load_config, parse_config
+from hector.config import LLMConfig, LoadedConfig, ToolConfig, load_config, parse_config
+from hector.config.tls import effective_tls
 
 from .conftest import SEEDS_DIR
 
@@ -29,19 +30,12 @@ Check = Callable[[LoadedConfig, dict[str, str]], None]
 EXPECT: dict[str, Check] = {}
 
 # The Troubleshooting section of tls-https-configuration.md shows two one-line fragments
-# (`ca_certificate: ...`, `insecure_skip_verify: true`) meant to be placed inside a component.
+# (`ca_certificate: ...`, `insecure_skip_verify: true`). Inside a component they set that
+# component's option; as whole files they set the top-level default of every component.
 FRAGMENTS = {
     "tls_10_fragment_ca_certificate.yaml",
     "tls_11_fragment_insecure_skip_verify.yaml",
 }
-FRAGMENT_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a Troubleshooting fragment, not a whole config: TLS options are per component and the "
-        "top level does not accept them (test_tls_fragment_is_valid_in_every_tls_component covers "
-        "its meaning); accepting them at the top level would need a product decision"
-    ),
-)
 
 
 def expect(name: str) -> Callable[[Check], Check]:
@@ -59,10 +53,6 @@ def secret(value: SecretStr | None) -> str | None:
 
 def all_fixtures() -> list[str]:
     return sorted(p.name for p in SEEDS_DIR.glob("*.yaml"))
-
-
-def fixture_params() -> list[Any]:
-    return [pytest.param(n, marks=FRAGMENT_XFAIL) if n in FRAGMENTS else n for n in all_fixtures()]
 
 
 def assert_no_key_dropped(raw: Any, node: Any, where: str = "") -> None:
@@ -393,6 +383,18 @@ def _(loaded: LoadedConfig, env: dict[str, str]) -> None:
 # --- tls-https-configuration.md ------------------------------------------------------------
 
 
+def missing_ca(where: str, path: str = CA) -> str:
+    """The warning for a CA file that does not exist on this machine (an error for `hector serve`)."""
+    return (
+        f"{where}: failed to read CA certificate from {path}: No such file or directory; check the "
+        "path (absolute paths are safest), that the file is readable and that it is PEM"
+    )
+
+
+def insecure(component: str) -> str:
+    return f"TLS certificate verification disabled for {component} (insecure_skip_verify=true)"
+
+
 def _vector_store(loaded: LoadedConfig, name: str) -> Any:
     return loaded.config.vector_stores[name]
 
@@ -404,6 +406,7 @@ def _(loaded: LoadedConfig, env: dict[str, str]) -> None:
     assert vs.enable_tls is True
     assert vs.insecure_skip_verify is True
     assert vs.ca_certificate is None
+    assert loaded.warnings == [insecure("vector store weaviate (weaviate)")]
 
 
 @expect("tls_02_weaviate_custom_ca.yaml")
@@ -413,6 +416,7 @@ def _(loaded: LoadedConfig, env: dict[str, str]) -> None:
     assert vs.enable_tls is True
     assert vs.ca_certificate == CA
     assert vs.insecure_skip_verify is False
+    assert loaded.warnings == [missing_ca("vector_stores.weaviate")]
 
 
 @expect("tls_03_vector_stores.yaml")
@@ -426,6 +430,11 @@ def _(loaded: LoadedConfig, env: dict[str, str]) -> None:
         "milvus": ("milvus", "internal-milvus.company.com", 443, True, False, CA),
         "chroma": ("chroma", "internal-chroma.company.com", 443, True, True, None),
     }
+    assert loaded.warnings == [
+        missing_ca("vector_stores.weaviate"),
+        missing_ca("vector_stores.milvus"),
+        insecure("vector store chroma (chroma)"),
+    ]
 
 
 @expect("tls_04_llm_providers.yaml")
@@ -448,6 +457,11 @@ def _(loaded: LoadedConfig, env: dict[str, str]) -> None:
     assert secret(llms["internal_openai"].api_key) == env["INTERNAL_API_KEY"]
     assert secret(llms["internal_anthropic"].api_key) == env["INTERNAL_API_KEY"]
     assert llms["remote_ollama"].api_key is None
+    assert loaded.warnings == [
+        missing_ca("llms.internal_openai"),
+        missing_ca("llms.remote_ollama"),
+        insecure("LLM provider anthropic (internal_anthropic)"),
+    ]
 
 
 @expect("tls_05_mcp_tools.yaml")
@@ -459,6 +473,7 @@ def _(loaded: LoadedConfig, env: dict[str, str]) -> None:
     assert tool.description == "Docling - Document parsing"
     assert tool.insecure_skip_verify is False
     assert tool.ca_certificate == CA
+    assert loaded.warnings == [missing_ca("tools.docling")]
 
 
 @expect("tls_06_a2a_agents.yaml")
@@ -472,6 +487,7 @@ def _(loaded: LoadedConfig, env: dict[str, str]) -> None:
     assert agent.credentials is not None
     assert agent.credentials.type == "bearer"
     assert secret(agent.credentials.token) == env["INTERNAL_TOKEN"]
+    assert loaded.warnings == [missing_ca("agents.internal_agent")]
 
 
 @expect("tls_07_scenario_internal_custom_ca.yaml")
@@ -486,6 +502,7 @@ def _(loaded: LoadedConfig, env: dict[str, str]) -> None:
     )
     llm = loaded.config.llms["internal_llm"]
     assert (llm.type, llm.host, llm.ca_certificate) == ("openai", "https://llm.internal.company.com", CA)
+    assert loaded.warnings == [missing_ca("llms.internal_llm"), missing_ca("vector_stores.weaviate")]
 
 
 @expect("tls_08_scenario_self_signed.yaml")
@@ -494,6 +511,7 @@ def _(loaded: LoadedConfig, env: dict[str, str]) -> None:
     assert (vs.type, vs.host, vs.port) == ("weaviate", "localhost", 8443)
     assert vs.enable_tls is True
     assert vs.insecure_skip_verify is True
+    assert loaded.warnings == [insecure("vector store weaviate (weaviate)")]
 
 
 @expect("tls_09_scenario_mixed_public_internal.yaml")
@@ -504,6 +522,30 @@ def _(loaded: LoadedConfig, env: dict[str, str]) -> None:
     llm = llms["internal_llm"]
     assert (llm.type, llm.host, llm.ca_certificate) == ("openai", "https://llm.internal.company.com", CA)
     assert llm.insecure_skip_verify is False
+    assert loaded.warnings == [missing_ca("llms.internal_llm")]
+
+
+@expect("tls_10_fragment_ca_certificate.yaml")
+def _(loaded: LoadedConfig, env: dict[str, str]) -> None:
+    cfg = loaded.config
+    assert cfg.ca_certificate == "/path/to/ca-cert.pem"
+    # A top-level default: every component that does not set its own trusts that CA too.
+    assert effective_tls(LLMConfig(), cfg).ca_certificate == "/path/to/ca-cert.pem"
+    assert effective_tls(LLMConfig(ca_certificate=CA), cfg).ca_certificate == CA
+    assert loaded.warnings == [missing_ca("top level", "/path/to/ca-cert.pem")]
+
+
+@expect("tls_11_fragment_insecure_skip_verify.yaml")
+def _(loaded: LoadedConfig, env: dict[str, str]) -> None:
+    cfg = loaded.config
+    assert cfg.insecure_skip_verify is True
+    assert effective_tls(ToolConfig(), cfg).insecure_skip_verify is True
+    assert effective_tls(ToolConfig(insecure_skip_verify=False), cfg).insecure_skip_verify is False
+    assert len(loaded.warnings) == 1
+    assert (
+        "TLS certificate verification disabled by default for every outbound connection"
+        in (loaded.warnings[0])
+    )
 
 
 # --- the tests -----------------------------------------------------------------------------
@@ -518,7 +560,7 @@ def test_fixture_set_is_complete() -> None:
     assert all(n in readme for n in names), "list every fixture in tests/fixtures/seeds/README.md"
 
 
-@pytest.mark.parametrize("name", fixture_params())
+@pytest.mark.parametrize("name", all_fixtures())
 def test_seed_example_loads_with_its_meaning(name: str, seed_env: dict[str, str]) -> None:
     path = SEEDS_DIR / name
     loaded = load_config(path)
@@ -528,7 +570,7 @@ def test_seed_example_loads_with_its_meaning(name: str, seed_env: dict[str, str]
     assert_no_key_dropped(raw, loaded.config)
 
 
-@pytest.mark.parametrize("name", fixture_params())
+@pytest.mark.parametrize("name", all_fixtures())
 def test_seed_example_passes_hector_validate(
     name: str, seed_env: dict[str, str], isolated_cwd: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

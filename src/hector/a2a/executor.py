@@ -27,6 +27,7 @@ from a2a.types.a2a_pb2 import Message, Part, Task, TaskState, TaskStatus
 from google.protobuf.json_format import MessageToDict, ParseDict
 from google.protobuf.struct_pb2 import Value
 
+from hector import observability
 from hector.agent import Agent
 from hector.agent.approval import ApprovalError, parse_decision
 from hector.errors import AgentRunError, ProviderError
@@ -138,12 +139,13 @@ class HectorAgentExecutor(AgentExecutor):
     async def _publish(self, events: AsyncIterator[AgentEvent], updater: TaskUpdater, task_id: str) -> None:
         response = ResponseArtifact(updater, f"response-{task_id}")
         try:
-            async for event in events:
+            async for event in observability.current().agent_run(self.agent.id, self.agent.model, events):
                 if event.kind == "text_delta":
                     await response.delta(event.text)
                     continue
-                # Text streamed so far goes out before anything else happens.
-                await response.flush()
+                if event.kind != "final":  # the final answer replaces the text anyway
+                    # Text streamed so far goes out before anything else happens.
+                    await response.flush()
                 if event.kind == "tool_call":
                     call = {"id": event.call.id, "name": event.call.name, "arguments": event.call.arguments}
                     await updater.update_status(
@@ -222,11 +224,16 @@ class ResponseArtifact:
         self.artifact_id = artifact_id
         self.pending = ""
         self.chunks = 0
-        self.last = time.monotonic()
+        self.last: float | None = None
+        """When the current interval started: at the first delta after a flush, not before, so
+        time spent before the model speaks (loading history, tools) never splits the text."""
 
     async def delta(self, text: str) -> None:
         self.pending += text
-        if time.monotonic() - self.last >= self.interval:
+        now = time.monotonic()
+        if self.last is None:
+            self.last = now
+        elif now - self.last >= self.interval:
             await self.flush()
 
     async def flush(self) -> None:
@@ -240,7 +247,7 @@ class ResponseArtifact:
             )
             self.chunks += 1
             self.pending = ""
-        self.last = time.monotonic()
+        self.last = None
 
     async def finish(self, parts: list[Part]) -> None:
         self.pending = ""

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from hector import observability
 from hector.errors import AgentRunError
 from hector.messages import (
     AgentEvent,
@@ -45,31 +46,35 @@ async def _call_tool(
 ) -> tuple[str, bool]:
     tool = tools.get(call.name)
     started = time.monotonic()
-    if refusal is not None:
-        output, is_error, decision = f"TOOL_EXECUTION_DENIED: {refusal}", True, "denied"
-    elif tool is None:
-        return f"ERROR: unknown tool {call.name!r}; available tools: {sorted(tools)}", True
-    else:
-        decision = "approved" if tool.require_approval else "not_required"
-        try:
-            output = await tool.call(call.arguments, ctx)
-            is_error = False
-        except Exception as exc:  # a tool failure is a result for the model, not a crashed task
-            output, is_error = f"ERROR: {exc}", True
-    log.info(
-        "tool executed" if refusal is None else "tool call denied",
-        extra={
-            "component": "tool",
-            "action": "execute",
-            "tool": call.name,
-            "agent": ctx.agent_id,
-            "user": ctx.user,
-            "task": ctx.task_id,
-            "decision": decision,
-            "success": not is_error,
-            "duration_ms": round((time.monotonic() - started) * 1000, 1),
-        },
-    )
+    with observability.current().tool_call(call.name if tool else None, ctx.agent_id) as op, op.current():
+        if refusal is not None:
+            output, is_error, decision = f"TOOL_EXECUTION_DENIED: {refusal}", True, "denied"
+            op.denied = True
+        elif tool is None:
+            op.fail("UnknownTool")
+            return f"ERROR: unknown tool {call.name!r}; available tools: {sorted(tools)}", True
+        else:
+            decision = "approved" if tool.require_approval else "not_required"
+            try:
+                output = await tool.call(call.arguments, ctx)
+                is_error = False
+            except Exception as exc:  # a tool failure is a result for the model, not a crashed task
+                output, is_error = f"ERROR: {exc}", True
+                op.fail(type(exc).__name__)
+        log.info(
+            "tool executed" if refusal is None else "tool call denied",
+            extra={
+                "component": "tool",
+                "action": "execute",
+                "tool": call.name,
+                "agent": ctx.agent_id,
+                "user": ctx.user,
+                "task": ctx.task_id,
+                "decision": decision,
+                "success": not is_error,
+                "duration_ms": round((time.monotonic() - started) * 1000, 1),
+            },
+        )
     if len(output) > MAX_TOOL_OUTPUT:
         output = (
             output[:MAX_TOOL_OUTPUT]
@@ -114,6 +119,7 @@ async def run_loop(
     A step with a call to a tool that needs approval is not run: ``request_approval`` records
     it and the loop stops with its event. Resuming runs that step first (``resume``).
     """
+    telemetry = observability.current()
     by_name = {t.name: t for t in setup.tools}
     specs = [t.spec() for t in setup.tools]
     messages = list(prompt)
@@ -129,18 +135,22 @@ async def run_loop(
                     yield item
             pending = None
         response: ModelResponse | None = None
-        if setup.streaming:
-            async for chunk in setup.model.stream(messages, specs, setup.settings):
-                if chunk.kind == "text_delta":
-                    yield chunk
-                else:
-                    response = chunk.response
-        else:
-            response = await setup.model.request(messages, specs, setup.settings)
-            if response.text and not response.tool_calls:
-                yield TextDelta(response.text)
+        with telemetry.llm_request(setup.model, setup.agent_id) as request:
+            if setup.streaming:
+                async for chunk in request.iterate(setup.model.stream(messages, specs, setup.settings)):
+                    if chunk.kind == "text_delta":
+                        yield chunk
+                    else:
+                        response = chunk.response
+            else:
+                with request.current():
+                    response = await setup.model.request(messages, specs, setup.settings)
+            if response is not None:
+                request.usage = response.usage
         if response is None:  # a provider that broke the stream contract
             raise AgentRunError(f"agent {setup.agent_id!r}: the model stream ended without a response")
+        if not setup.streaming and response.text and not response.tool_calls:
+            yield TextDelta(response.text)
         usage = usage + response.usage
         if not response.tool_calls:
             text = response.text or "[Internal: agent returned an empty response]"

@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import logging
+import ssl
 
 import uvicorn
 from rich.console import Console
 
 from hector.config import LoadedConfig
+from hector.config.checks import outbound
 from hector.logsetup import setup_logging
 from hector.runtime import build_runtime
 from hector.security.redact import collect_secrets
 from hector.server.app import create_app
+from hector.tls import insecure_warning
 
 log = logging.getLogger("hector.server")
 
 
 def announce(loaded: LoadedConfig, console: Console, url: str) -> None:
     cfg = loaded.config
+    # The runtime has logged these already, once per component, as it does outside `serve`.
+    logged = {insecure_warning(found.component) for found in outbound(cfg)}
     for warning in loaded.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}", markup=True)
+        if warning not in logged:
+            console.print(f"[yellow]warning:[/yellow] {warning}", markup=True)
     for name, llm in cfg.llms.items():
         if llm.type == "test":
             console.print(
@@ -48,9 +54,9 @@ def serve(
     app = create_app(runtime)
     bind_host = host or cfg.server.host
     bind_port = port or cfg.server.port
-    scheme = "https" if cfg.server.tls else "http"
+    tls = cfg.server.tls if cfg.server.tls and cfg.server.tls.enabled else None
+    scheme = "https" if tls else "http"
     announce(loaded, Console(stderr=True, soft_wrap=True), f"{scheme}://{bind_host}:{bind_port}")
-    tls = cfg.server.tls
     uvicorn.run(
         app,
         host=bind_host,
@@ -60,7 +66,7 @@ def serve(
         ssl_certfile=tls.cert_file if tls else None,
         ssl_keyfile=tls.key_file if tls else None,
         ssl_ca_certs=tls.client_ca_file if tls else None,
-        ssl_cert_reqs=2 if tls and tls.client_ca_file else 0,
+        ssl_cert_reqs=ssl.CERT_REQUIRED if tls and tls.client_ca_file else ssl.CERT_NONE,
         timeout_graceful_shutdown=10,
         # uvicorn would believe X-Forwarded-For from loopback by default; only
         # server.trusted_proxies may decide that (rate limits and audit logs key on the address).

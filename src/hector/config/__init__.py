@@ -21,6 +21,7 @@ from hector.config.schema import (
     SessionStoreConfig,
     ToolConfig,
 )
+from hector.config.tls import anchor_tls_paths
 from hector.errors import ConfigError
 
 __all__ = [
@@ -92,10 +93,13 @@ def _format_error(err: Any) -> str:
     return f"{where}: {msg}"
 
 
-def parse_config(data: Any, source: str = "<config>", extra_tools: Collection[str] = ()) -> LoadedConfig:
+def parse_config(
+    data: Any, source: str = "<config>", extra_tools: Collection[str] = (), base_dir: Path | None = None
+) -> LoadedConfig:
     """Validate already-parsed YAML data (``${VAR}`` still unexpanded).
 
     *extra_tools* names tools supplied in code that agents may list without declaring them.
+    *base_dir* (the configuration file's folder) anchors relative TLS file paths.
     """
     if data is None:
         data = {}
@@ -107,6 +111,8 @@ def parse_config(data: Any, source: str = "<config>", extra_tools: Collection[st
     except ValidationError as exc:
         lines = [_format_error(e) for e in exc.errors()]
         raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(lines)) from None
+    if base_dir is not None:
+        cfg = anchor_tls_paths(cfg, base_dir)
     errors, warnings = check_config(cfg, extra_tools)
     if errors:
         raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(errors))
@@ -129,6 +135,7 @@ def load_config(path: str | Path) -> LoadedConfig:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "malformed YAML"
         raise ConfigError(f"{p}: YAML syntax error{where}: {problem}") from None
-    loaded = parse_config(data, str(p))
-    loaded.base_dir = p.resolve().parent
+    base_dir = p.resolve().parent
+    loaded = parse_config(data, str(p), base_dir=base_dir)
+    loaded.base_dir = base_dir
     return loaded

@@ -4,7 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from hector.config.base import TLSClientOptions
 from hector.config.schema import Config, ToolConfig
+from hector.config.tls import (
+    JWKS_COMPONENT,
+    Outbound,
+    agent_component,
+    effective_tls,
+    embedder_component,
+    insecure_warnings,
+    llm_component,
+    mcp_component,
+    server_tls_errors,
+    tls_file_errors,
+    tool_component,
+    vector_store_component,
+)
 
 BUILTIN_TOOLS = (
     "execute_command",
@@ -28,6 +43,40 @@ def handler_of(name: str, cfg: ToolConfig) -> str:
     if cfg.type == "function":
         return cfg.handler or name
     return cfg.type
+
+
+def outbound(cfg: Config) -> list[Outbound]:
+    """Every configured component that opens TLS connections, with the options it uses."""
+    found: list[Outbound] = []
+
+    def add(component: str, section: TLSClientOptions) -> None:
+        found.append(Outbound(component, effective_tls(section, cfg)))
+
+    for name, llm in cfg.llms.items():
+        if llm.type != "test":
+            add(llm_component(llm.type, name), llm)
+    for name, embedder in cfg.embedders.items():
+        if embedder.type != "local":
+            add(embedder_component(embedder.type, name), embedder)
+    for name, store in cfg.vector_stores.items():
+        if store.enable_tls or (store.url or "").startswith("https:"):
+            add(vector_store_component(store.type, name), store)
+    for name, tool in cfg.tools.items():
+        if not tool.enabled:
+            continue
+        if tool.type == "mcp" and (tool.server_url or tool.url):
+            add(mcp_component(name), tool)
+        elif tool.type != "mcp" and handler_of(name, tool) == "web_request":
+            add(tool_component(name), tool)
+    if "web_request" not in cfg.tools and any("web_request" in (a.tools or []) for a in cfg.agents.values()):
+        add(tool_component("web_request"), ToolConfig())  # the built-in, undeclared: defaults only
+    for name, agent in cfg.agents.items():
+        if agent.type == "a2a":
+            add(agent_component(name), agent)
+    auth = cfg.server.auth
+    if auth.enabled and auth.jwks_url:
+        add(JWKS_COMPONENT, auth)
+    return found
 
 
 def _missing(kind: str, owner: str, name: str, available: list[str]) -> str:
@@ -137,4 +186,7 @@ def check_config(cfg: Config, extra_tools: Collection[str] = ()) -> tuple[list[s
                 "server.auth: enabled, but neither jwks_url/issuer/audience nor api_keys are set; "
                 "every request to a protected path will be refused with 401"
             )
+    warnings += tls_file_errors(cfg)
+    warnings += insecure_warnings(outbound(cfg), cfg)
+    errors += server_tls_errors(cfg.server.tls)
     return errors, warnings

@@ -206,7 +206,9 @@ class AgentConfig(TLSClientOptions):
         return value
 
 
-class AuthConfig(Section):
+class AuthConfig(TLSClientOptions):
+    """Inbound authentication; the TLS options apply to fetching ``jwks_url``."""
+
     enabled: bool = False
     jwks_url: PlaceholderStr | None = None
     issuer: PlaceholderStr | None = None
@@ -329,7 +331,9 @@ class DefaultsConfig(Section):
     session_store: str | None = None
 
 
-class Config(Section):
+class Config(TLSClientOptions):
+    """The whole configuration; its TLS options are the defaults of every outbound component."""
+
     version: str | None = None
     name: str | None = None
     description: str | None = None
@@ -359,5 +363,5 @@ class Config(Section):
         return out
 
 
-_SCALAR_KEYS = ("version", "name", "description")
+_SCALAR_KEYS = ("version", "name", "description", *TLSClientOptions.model_fields)
 _MAP_SECTIONS = ("llms", "embedders", "vector_stores", "document_stores", "tools", "agents", "session_stores")

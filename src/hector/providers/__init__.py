@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 
+from hector.config.base import TLSClientOptions
 from hector.config.schema import LLMConfig
+from hector.config.tls import effective_tls
 from hector.errors import ConfigError
-from hector.http_client import TLSOptions
 from hector.providers.base import Model, ModelSettings
 from hector.providers.test import FunctionModel, TestModel
 
-__all__ = ["FunctionModel", "Model", "ModelSettings", "TestModel", "build_model", "tls_options"]
+__all__ = ["FunctionModel", "Model", "ModelSettings", "TestModel", "build_model"]
 
 DEFAULT_MODELS = {
     "openai": "gpt-4o-mini",
@@ -20,16 +21,6 @@ DEFAULT_MODELS = {
     "test": "test",
 }
 API_KEY_ENV = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "gemini": "GEMINI_API_KEY"}
-
-
-def tls_options(cfg: LLMConfig) -> TLSOptions:
-    return TLSOptions(
-        insecure_skip_verify=cfg.insecure_skip_verify,
-        ca_certificate=cfg.ca_certificate,
-        client_certificate=cfg.client_certificate,
-        client_key=cfg.client_key,
-        min_tls_version=cfg.min_tls_version,
-    )
 
 
 def resolve_api_key(name: str, cfg: LLMConfig) -> str | None:
@@ -50,23 +41,27 @@ def resolve_api_key(name: str, cfg: LLMConfig) -> str | None:
     return value
 
 
-def build_model(name: str, cfg: LLMConfig) -> Model:
-    """Create the model for ``llms.<name>``; raises ``ConfigError`` with the fix on a bad setup."""
+def build_model(name: str, cfg: LLMConfig, tls_defaults: TLSClientOptions | None = None) -> Model:
+    """Create the model for ``llms.<name>``; raises ``ConfigError`` with the fix on a bad setup.
+
+    *tls_defaults* (the configuration's top level) fills the TLS keys *cfg* does not set.
+    """
     model = cfg.model or DEFAULT_MODELS[cfg.type]
+    tls = effective_tls(cfg, tls_defaults)
     if cfg.type == "test":
         return TestModel(model)
     if cfg.type == "openai":
         from hector.providers.openai import OpenAIModel
 
-        return OpenAIModel(name, cfg, model, resolve_api_key(name, cfg))
+        return OpenAIModel(name, cfg, model, resolve_api_key(name, cfg), tls)
     if cfg.type == "anthropic":
         from hector.providers.anthropic import AnthropicModel
 
-        return AnthropicModel(name, cfg, model, resolve_api_key(name, cfg))
+        return AnthropicModel(name, cfg, model, resolve_api_key(name, cfg), tls)
     if cfg.type == "gemini":
         from hector.providers.gemini import GeminiModel
 
-        return GeminiModel(name, cfg, model, resolve_api_key(name, cfg))
+        return GeminiModel(name, cfg, model, resolve_api_key(name, cfg), tls)
     from hector.providers.ollama import OllamaModel
 
-    return OllamaModel(name, cfg, model)
+    return OllamaModel(name, cfg, model, tls)

@@ -18,7 +18,7 @@ from anthropic.types import (
 )
 
 from hector.config.schema import LLMConfig
-from hector.http_client import create_ssl_context
+from hector.config.tls import llm_component
 from hector.messages import (
     ChatMessage,
     ModelResponse,
@@ -29,9 +29,10 @@ from hector.messages import (
     ToolSpec,
     Usage,
 )
-from hector.providers import tls_options
+from hector.observability.tracing import inject_trace_context
 from hector.providers.base import Model, ModelSettings
 from hector.providers.common import Failures, parse_arguments
+from hector.tls import TLSOptions, create_ssl_context
 
 DEFAULT_MAX_TOKENS = 4096
 """The Messages API requires ``max_tokens``; this is used when the config sets none."""
@@ -129,15 +130,17 @@ class _Block:
 class AnthropicModel(Model):
     provider = "anthropic"
 
-    def __init__(self, name: str, cfg: LLMConfig, model: str, api_key: str | None) -> None:
+    def __init__(self, name: str, cfg: LLMConfig, model: str, api_key: str | None, tls: TLSOptions) -> None:
         self.model_name = model
         self._cfg = cfg
-        component = f"LLM provider anthropic ({name})"
         timeout = anthropic.Timeout(cfg.timeout, connect=min(cfg.timeout, 10.0))
         # This SDK runs on httpx2 and rejects `httpx` clients, so `create_async_client` cannot be
         # used; the SDK's own client gets the same TLS context and timeouts instead.
         http_client = anthropic.DefaultAsyncHttpxClient(
-            verify=create_ssl_context(tls_options(cfg), component), timeout=timeout, follow_redirects=False
+            verify=create_ssl_context(tls, llm_component("anthropic", name)),
+            timeout=timeout,
+            follow_redirects=False,
+            event_hooks={"request": [inject_trace_context]},
         )
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hector.errors import ProviderError, ProviderHTTPError, ProviderTimeoutError
+from hector.tls import describe_tls_error, find_tls_error
 
 log = logging.getLogger("hector.providers")
 
@@ -63,6 +64,11 @@ class Failures:
         )
 
     def unreachable(self, reason: object, check: str = "that the server is running") -> ProviderError:
+        if isinstance(reason, BaseException) and find_tls_error(reason) is not None:
+            return ProviderError(
+                f"{self.where}: TLS connection to {self.host} failed: {describe_tls_error(reason)} "
+                f"(TLS options go in llms.{self.name} or at the top level)"
+            )
         return ProviderError(
             f"{self.where}: cannot connect to {self.host}: {self.redact(str(reason))}; "
             f"check `host` in llms.{self.name} and {check}"

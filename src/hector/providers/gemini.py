@@ -13,6 +13,7 @@ from google import genai
 from google.genai import errors as genai_errors, types
 
 from hector.config.schema import LLMConfig
+from hector.config.tls import llm_component
 from hector.http_client import create_async_client
 from hector.messages import (
     ChatMessage,
@@ -24,7 +25,6 @@ from hector.messages import (
     ToolSpec,
     Usage,
 )
-from hector.providers import tls_options
 from hector.providers.base import Model, ModelSettings
 from hector.providers.common import Failures
 from hector.providers.retry import (
@@ -35,6 +35,7 @@ from hector.providers.retry import (
     parse_retry_after,
     stream_with_retries,
 )
+from hector.tls import TLSOptions
 
 DEFAULT_HOST = "https://generativelanguage.googleapis.com"
 LOCAL_ID_PREFIX = "hector-"
@@ -75,12 +76,12 @@ def _usage(meta: types.GenerateContentResponseUsageMetadata | None) -> Usage:
 class GeminiModel(Model):
     provider = "gemini"
 
-    def __init__(self, name: str, cfg: LLMConfig, model: str, api_key: str | None) -> None:
+    def __init__(self, name: str, cfg: LLMConfig, model: str, api_key: str | None, tls: TLSOptions) -> None:
         self.model_name = model
         self._cfg = cfg
         self._fail = Failures("gemini", name, cfg.host or DEFAULT_HOST, cfg.timeout, api_key)
         self._http = create_async_client(
-            component=f"LLM provider gemini ({name})", tls=tls_options(cfg), timeout=cfg.timeout
+            component=llm_component("gemini", name), tls=tls, timeout=cfg.timeout
         )
         self._client = genai.Client(
             api_key=api_key,

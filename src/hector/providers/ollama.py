@@ -12,7 +12,7 @@ import httpx
 import ollama
 
 from hector.config.schema import LLMConfig
-from hector.http_client import create_ssl_context
+from hector.config.tls import llm_component
 from hector.messages import (
     ChatMessage,
     ModelResponse,
@@ -23,7 +23,7 @@ from hector.messages import (
     ToolSpec,
     Usage,
 )
-from hector.providers import tls_options
+from hector.observability.tracing import inject_trace_context
 from hector.providers.base import Model, ModelSettings
 from hector.providers.common import Failures
 from hector.providers.retry import (
@@ -34,6 +34,7 @@ from hector.providers.retry import (
     parse_retry_after,
     stream_with_retries,
 )
+from hector.tls import TLSOptions, create_ssl_context
 
 DEFAULT_HOST = "http://localhost:11434"
 
@@ -105,20 +106,19 @@ def _finish(done_reason: str | None, has_calls: bool) -> str | None:
 class OllamaModel(Model):
     provider = "ollama"
 
-    def __init__(self, name: str, cfg: LLMConfig, model: str) -> None:
+    def __init__(self, name: str, cfg: LLMConfig, model: str, tls: TLSOptions) -> None:
         self.model_name = model
         self._cfg = cfg
         host = cfg.host or DEFAULT_HOST
         self._fail = Failures("ollama", name, host, cfg.timeout)
-        component = f"LLM provider ollama ({name})"
         # The SDK builds its own httpx client from these keyword arguments, so it gets Hector's
         # TLS context and timeouts that way rather than through `create_async_client`.
         self._client = _ChatClient(
             host=host,
             timeout=httpx.Timeout(cfg.timeout, connect=min(cfg.timeout, 10.0)),
-            verify=create_ssl_context(tls_options(cfg), component),
+            verify=create_ssl_context(tls, llm_component("ollama", name)),
             follow_redirects=False,
-            event_hooks={"response": [_note_retry_after]},
+            event_hooks={"request": [inject_trace_context], "response": [_note_retry_after]},
         )
         self._retry = RetryPolicy(cfg.max_retries, cfg.retry_delay, self._fail.where)
 

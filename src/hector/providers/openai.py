@@ -17,6 +17,7 @@ from openai.types.chat import (
 )
 
 from hector.config.schema import LLMConfig
+from hector.config.tls import llm_component
 from hector.http_client import create_async_client
 from hector.messages import (
     ChatMessage,
@@ -28,9 +29,9 @@ from hector.messages import (
     ToolSpec,
     Usage,
 )
-from hector.providers import tls_options
 from hector.providers.base import Model, ModelSettings
 from hector.providers.common import Failures, parse_arguments
+from hector.tls import TLSOptions
 
 NO_KEY_PLACEHOLDER = "no-api-key"
 """Sent to self-hosted OpenAI-compatible servers that need no key: the SDK insists on one."""
@@ -96,11 +97,11 @@ def _detail(exc: openai.APIStatusError) -> str:
 class OpenAIModel(Model):
     provider = "openai"
 
-    def __init__(self, name: str, cfg: LLMConfig, model: str, api_key: str | None) -> None:
+    def __init__(self, name: str, cfg: LLMConfig, model: str, api_key: str | None, tls: TLSOptions) -> None:
         self.model_name = model
         self._cfg = cfg
         http_client = create_async_client(
-            component=f"LLM provider openai ({name})", tls=tls_options(cfg), timeout=cfg.timeout
+            component=llm_component("openai", name), tls=tls, timeout=cfg.timeout
         )
         # The SDK accepts an `httpx.AsyncClient` at runtime (openai._httpx2 checks for the legacy
         # class) but annotates only `httpx2.AsyncClient`. Its timeout is taken from that client.

@@ -10,6 +10,8 @@ from typing import Any
 import httpx
 import jwt
 
+from hector.tls import describe_tls_error, find_tls_error
+
 log = logging.getLogger("hector.auth")
 
 # An unknown `kid` may mean the issuer rotated its keys; refetch then, but not more often than
@@ -53,7 +55,8 @@ class JWKSCache:
             if not keys:
                 raise ValueError("no usable signing keys with a 'kid' in the key set")
         except (httpx.HTTPError, ValueError) as exc:
-            self.last_error = f"failed to fetch JWKS from {self.url}: {type(exc).__name__}: {exc}"
+            reason = describe_tls_error(exc) if find_tls_error(exc) else f"{type(exc).__name__}: {exc}"
+            self.last_error = f"failed to fetch JWKS from {self.url}: {reason}"
             log.error(self.last_error, extra={"component": "auth", "action": "jwks_fetch", "success": False})
             return  # keep the keys we had
         self._keys = keys

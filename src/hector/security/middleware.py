@@ -1,7 +1,7 @@
 """Pure-ASGI middleware: who is calling (authentication, visibility) and how often (rate limits).
 
-Order in the app: CORS → body size → authentication → rate limit → routes. Preflights are
-answered by CORS before any credential is asked for.
+Order in the app: CORS → telemetry (when enabled) → body size → authentication → rate limit →
+routes. Preflights are answered by CORS before any credential is asked for.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from starlette.authentication import AuthCredentials
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hector.config.schema import AuthConfig, RateLimitConfig
+from hector.observability import count_auth_failure, count_rate_limited
 from hector.security import AuthError, HectorUser, Principal
 from hector.security.authn import Authenticator
 from hector.security.clientip import Network, client_ip
@@ -70,6 +71,8 @@ class AuthMiddleware:
         self.trusted = trusted_proxies
 
     def _audit(self, scope: Scope, success: bool, user: str | None, reason: str | None = None) -> None:
+        if not success:
+            count_auth_failure("invalid")
         log.info(
             "authentication %s" % ("succeeded" if success else "failed"),
             extra={
@@ -91,11 +94,14 @@ class AuthMiddleware:
         # even where request rate limiting is keyed per user.
         decision = await self.failure_limiter.hit("authfail:" + client_ip(scope, self.trusted))
         if not decision.allowed:
+            count_rate_limited("auth_failures")
             await send_rate_limited(send, decision)
         return not decision.allowed
 
     async def _unauthorized(self, scope: Scope, send: Send, message: str, invalid: bool) -> None:
         challenge = 'Bearer realm="hector"' + (', error="invalid_token"' if invalid else "")
+        if not invalid:  # a rejected credential was counted when it was audited
+            count_auth_failure("missing")
         if invalid and await self._throttled(scope, send):
             return
         await send_json(send, 401, {"error": message}, [("WWW-Authenticate", challenge)])
@@ -204,6 +210,7 @@ class RateLimitMiddleware:
             return
         if not decision.allowed:
             log.info("rate limit exceeded", extra={"component": "ratelimit", "action": "reject", "key": key})
+            count_rate_limited("requests")
             await send_rate_limited(send, decision)
             return
         extra = [(k.lower().encode(), v.encode()) for k, v in _rate_headers(decision)]

@@ -25,9 +25,12 @@ from starlette.routing import BaseRoute, Mount, Route
 from hector.a2a.cards import build_card
 from hector.a2a.executor import HectorAgentExecutor
 from hector.config.schema import RateLimitConfig
+from hector.config.tls import effective_tls
+from hector.observability import Telemetry
+from hector.observability.http import TelemetryMiddleware
 from hector.runtime import AgentEntry, Runtime
 from hector.security.authn import Authenticator
-from hector.security.clientip import parse_networks
+from hector.security.clientip import Network, forwarded_proto, parse_networks
 from hector.security.middleware import AuthMiddleware, RateLimitMiddleware, principal_of
 from hector.security.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from hector.server.limits import BodySizeLimitMiddleware
@@ -56,10 +59,13 @@ class _CallContextBuilder(DefaultServerCallContextBuilder):
 class AgentEndpoints:
     """The a2a-sdk request handler of one agent and the card it serves."""
 
-    def __init__(self, entry: AgentEntry, base_url: str | None, auth: CardAuth) -> None:
+    def __init__(
+        self, entry: AgentEntry, base_url: str | None, auth: CardAuth, trusted_proxies: list[Network]
+    ) -> None:
         self.entry = entry
         self.base_url = base_url
         self.auth = auth
+        self.trusted_proxies = trusted_proxies
         placeholder = self._build(base_url or "http://localhost")
         self.handler = DefaultRequestHandler(
             agent_executor=HectorAgentExecutor(entry.agent),
@@ -69,8 +75,16 @@ class AgentEndpoints:
         self._cards: dict[str, dict[str, Any]] = {}
 
     def card(self, request: Request) -> dict[str, Any]:
-        """The card, with URLs from ``server.base_url`` or else from how the client reached us."""
-        base = self.base_url or str(request.base_url).rstrip("/")
+        """The card, with URLs from ``server.base_url`` or else from how the client reached us.
+
+        The scheme is https when we terminate TLS ourselves, or when a trusted proxy that does
+        says so in ``X-Forwarded-Proto``; nobody else is believed about it.
+        """
+        url = request.base_url
+        proto = forwarded_proto(request.scope, self.trusted_proxies)
+        if proto:
+            url = url.replace(scheme=proto)
+        base = self.base_url or str(url).rstrip("/")
         if base not in self._cards:
             if len(self._cards) > 32:  # many Host headers: don't let a client grow this forever
                 self._cards.clear()
@@ -130,12 +144,13 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
 def create_app(runtime: Runtime) -> Starlette:
     server = runtime.config.server
     auth = server.auth
-    authenticator = Authenticator(auth) if auth.enabled else None
+    authenticator = Authenticator(auth, effective_tls(auth, runtime.config)) if auth.enabled else None
     card_auth = CardAuth(enabled=auth.enabled, required=auth.enabled and auth.require_auth)
     limiter = _limiter(server.rate_limiting) if server.rate_limiting.enabled else None
     trusted = parse_networks(server.trusted_proxies)
+    telemetry = Telemetry.from_config(server.observability)
     exposed = {
-        agent_id: AgentEndpoints(entry, server.base_url, card_auth)
+        agent_id: AgentEndpoints(entry, server.base_url, card_auth, trusted)
         for agent_id, entry in runtime.agents.items()
         if entry.agent.visibility != "private"
     }
@@ -215,6 +230,9 @@ def create_app(runtime: Runtime) -> Starlette:
                     await endpoints.handler.aclose()
                 if limiter is not None:
                     await limiter.aclose()
+                if authenticator is not None:
+                    await authenticator.aclose()
+                await telemetry.aclose()
 
     cors = server.cors
     visibility = {agent_id: e.entry.agent.visibility for agent_id, e in exposed.items()}
@@ -235,6 +253,11 @@ def create_app(runtime: Runtime) -> Starlette:
             Middleware(
                 RateLimitMiddleware, cfg=server.rate_limiting, limiter=limiter, trusted_proxies=trusted
             )
+        )
+    if telemetry.enabled:
+        metrics_path = server.observability.metrics.endpoint if telemetry.metrics is not None else None
+        middleware.insert(
+            0, Middleware(TelemetryMiddleware, telemetry=telemetry, routes=routes, metrics_path=metrics_path)
         )
     if cors is not None:
         middleware.insert(

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from hector.config.base import TLSClientOptions
 from hector.config.checks import handler_of
 from hector.config.schema import ToolConfig
 from hector.errors import ConfigError
@@ -19,6 +20,8 @@ class ToolEnv:
 
     base_dir: Path
     """Relative paths in the tool's configuration (e.g. working_directory) start here."""
+    tls_defaults: TLSClientOptions | None = None
+    """The top-level TLS options, for the keys a tool that connects out does not set itself."""
 
 
 ToolFactory = Callable[[str, ToolConfig, ToolEnv], Tool]

@@ -5,7 +5,8 @@ http/https; ``denied_domains`` then ``allowed_domains`` (denied wins, ``*.x.com`
 match, the port is ignored); ``allowed_methods`` (case-insensitive); and — unless
 ``allow_private_networks`` — every address the host resolves to must be public. The request then
 goes to one of those checked addresses, never to a second lookup of the name. TLS trusts the
-system store plus the tool's TLS options, as every outbound client does (``hector.http_client``).
+system store plus the tool's TLS options (or the top-level defaults), as every outbound client
+does (``hector.http_client``).
 """
 
 from __future__ import annotations
@@ -15,15 +16,16 @@ import codecs
 import ipaddress
 import re
 import socket
-import ssl
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from hector.config.schema import ToolConfig
+from hector.config.tls import effective_tls, tool_component
 from hector.errors import ToolError
-from hector.http_client import TLSOptions, create_async_client, create_ssl_context
+from hector.http_client import create_async_client
+from hector.tls import create_ssl_context, describe_tls_error, find_tls_error
 from hector.tools import Tool, ToolContext
 from hector.tools.registry import ToolEnv
 
@@ -160,19 +162,13 @@ class WebRequestTool(Tool):
         "required": ["url"],
     }
 
-    def __init__(self, name: str, cfg: ToolConfig) -> None:
+    def __init__(self, name: str, cfg: ToolConfig, env: ToolEnv) -> None:
         self.name = name
         self._cfg = cfg
-        self._component = f"tool {name}"
+        self._component = tool_component(name)
         self._timeout = cfg.timeout or DEFAULT_TIMEOUT
         self._methods = frozenset(m.upper() for m in cfg.allowed_methods or METHODS)
-        self._tls = TLSOptions(
-            insecure_skip_verify=cfg.insecure_skip_verify,
-            ca_certificate=cfg.ca_certificate,
-            client_certificate=cfg.client_certificate,
-            client_key=cfg.client_key,
-            min_tls_version=cfg.min_tls_version,
-        )
+        self._tls = effective_tls(cfg, env.tls_defaults)
         # An unreadable CA or client certificate should stop start-up, not the first call.
         create_ssl_context(self._tls, self._component)
 
@@ -273,9 +269,8 @@ class WebRequestTool(Tool):
                         data, truncated = await _read_capped(response, self._cfg.max_response_size)
                         return _Fetched(response, data, truncated)
                 except httpx.ConnectError as exc:
-                    tls = _tls_cause(exc)
-                    if tls is not None:
-                        raise ToolError(self._tls_message(host, tls)) from None
+                    if find_tls_error(exc) is not None:
+                        raise ToolError(self._tls_message(host, exc)) from None
                     failure = exc  # this address refused or is unreachable: try the next one
         raise ToolError(f"cannot connect to {host} ({', '.join(map(str, addresses))}): {failure}")
 
@@ -295,13 +290,8 @@ class WebRequestTool(Tool):
                     )
         return addresses
 
-    def _tls_message(self, host: str, exc: ssl.SSLError) -> str:
-        if isinstance(exc, ssl.SSLCertVerificationError):
-            return (
-                f"TLS certificate verification failed for {host}: {exc.verify_message}; if the server "
-                f"uses a private CA, set ca_certificate on tool {self.name}"
-            )
-        return f"TLS handshake with {host} failed: {exc}"
+    def _tls_message(self, host: str, exc: httpx.ConnectError) -> str:
+        return f"TLS connection to {host} failed: {describe_tls_error(exc)} (TLS options of tool {self.name})"
 
     def _render(self, url: httpx.URL, fetched: _Fetched, redirects: int, note: str | None) -> str:
         response = fetched.response
@@ -351,15 +341,6 @@ async def _read_capped(response: httpx.Response, limit: int) -> tuple[bytes, boo
     return bytes(data), False
 
 
-def _tls_cause(exc: BaseException) -> ssl.SSLError | None:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, ssl.SSLError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
 def _body_text(response: httpx.Response, data: bytes) -> str:
     if not data:
         return "(empty body)"
@@ -379,4 +360,4 @@ def _body_text(response: httpx.Response, data: bytes) -> str:
 
 
 def build(name: str, cfg: ToolConfig, env: ToolEnv) -> Tool:
-    return WebRequestTool(name, cfg)
+    return WebRequestTool(name, cfg, env)
