@@ -110,32 +110,48 @@ async def test_mutual_tls_presents_the_client_certificate(certs: Certs) -> None:
         assert await fetch(url, both) == GREETING
 
 
-def test_missing_client_certificate_is_explained(certs: Certs) -> None:
-    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_ctx.load_cert_chain(certs.good)
-    server_ctx.load_verify_locations(certs.ca)
-    server_ctx.verify_mode = ssl.CERT_REQUIRED
+def failed_handshake(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext) -> ssl.SSLError:
+    """The client's error from one handshake with a server that sends its alert before closing
+    (uvicorn resets the connection instead, which hides the alert)."""
     listener = socket.create_server(("127.0.0.1", 0))
 
     def serve_once() -> None:
         conn, _ = listener.accept()
         with server_ctx.wrap_socket(conn, server_side=True, do_handshake_on_connect=False) as tls:
             with contextlib.suppress(ssl.SSLError):
-                tls.do_handshake()  # fails: no client certificate; the alert goes out
+                tls.do_handshake()
             time.sleep(0.2)  # let the client read the alert before the connection closes
 
     thread = threading.Thread(target=serve_once, daemon=True)
     thread.start()
-    client_ctx = create_ssl_context(TLSOptions(ca_certificate=certs.ca), "c")
     with socket.create_connection(listener.getsockname()) as raw, pytest.raises(ssl.SSLError) as caught:
         # In TLS 1.3 the server judges the client's certificate after the client's side of the
-        # handshake is done: the alert arrives on the first read.
+        # handshake is done: that alert arrives on the first read.
         client_ctx.wrap_socket(raw, server_hostname="127.0.0.1").recv(1)
     thread.join(5)
     listener.close()
-    assert describe_tls_error(caught.value) == (
+    return caught.value
+
+
+def test_missing_client_certificate_is_explained(certs: Certs) -> None:
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(certs.good)
+    server_ctx.load_verify_locations(certs.ca)
+    server_ctx.verify_mode = ssl.CERT_REQUIRED
+    client_ctx = create_ssl_context(TLSOptions(ca_certificate=certs.ca), "c")
+    assert describe_tls_error(failed_handshake(server_ctx, client_ctx)) == (
         "the server requires a client certificate (mutual TLS): set client_certificate and client_key"
     )
+
+
+def test_min_tls_version_refuses_older_servers(certs: Certs) -> None:
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(certs.good)
+    server_ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    client_ctx = create_ssl_context(TLSOptions(ca_certificate=certs.ca, min_tls_version="1.3"), "c")
+    description = describe_tls_error(failed_handshake(server_ctx, client_ctx))
+    assert description.startswith("TLS handshake failed: [SSL: TLSV1_ALERT_PROTOCOL_VERSION]"), description
+    assert "_ssl.c" not in description
 
 
 async def test_plain_http_server_is_named() -> None:
