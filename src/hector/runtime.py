@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from a2a.server.context import ServerCallContext
 from a2a.server.tasks import DatabaseTaskStore, InMemoryTaskStore, TaskStore
@@ -26,9 +27,14 @@ from hector.stores.approvals import ApprovalStore, MemoryApprovalStore, SQLAppro
 from hector.stores.db import create_engine, migrate, sqlite_url
 from hector.stores.quotas import MemoryQuotaStore, Quotas, QuotaStore, SQLQuotaStore
 from hector.stores.sessions import MemorySessionStore, SessionStore, SQLSessionStore
+from hector.stores.tasks import LeanDatabaseTaskStore
 from hector.tls import warn_insecure
 from hector.tools import Tool
 from hector.tools.registry import ToolEnv, build_tool
+
+if TYPE_CHECKING:
+    from hector.rag import DocumentStore, Library
+    from hector.tools.mcp import MCPToolSource
 
 log = logging.getLogger("hector.runtime")
 
@@ -49,6 +55,11 @@ class Runtime:
     engines: dict[str, AsyncEngine] = field(default_factory=dict)
     models: dict[str, Model] = field(default_factory=dict)
     task_stores: list[TaskStore] = field(default_factory=list)
+    mcp_sources: dict[str, MCPToolSource] = field(default_factory=dict)
+    mcp_listed: dict[str, list[str]] = field(default_factory=dict)
+    """agent id → the MCP sources it lists; their tools are known only once connected."""
+    library: Library | None = None
+    """The document stores, indexed on entry so agents search up-to-date folders."""
 
     async def __aenter__(self) -> Runtime:
         for engine in self.engines.values():
@@ -56,13 +67,39 @@ class Runtime:
         for store in self.task_stores:
             if isinstance(store, DatabaseTaskStore):
                 await store.initialize()
+        if self.mcp_sources:
+            await self._start_mcp()
+        if self.library is not None:
+            await self._index_documents(self.library)
         return self
+
+    async def _index_documents(self, library: Library) -> None:
+        for name, docs in library.stores.items():
+            report = await docs.index()
+            log.info(
+                "document store %s indexed: %d added, %d updated, %d removed, %d unchanged, %d chunks",
+                name, report.added, report.updated, report.removed, report.unchanged, report.chunks,
+            )  # fmt: skip
+
+    async def _start_mcp(self) -> None:
+        from hector.tools.mcp import MCPTool, agent_tools, start_sources
+
+        found = await start_sources(self.mcp_sources)
+        for agent_id, listed in self.mcp_listed.items():
+            agent = self.agents[agent_id].agent
+            own = [t for t in agent.tools if not isinstance(t, MCPTool)]
+            sources = {name: (self.mcp_sources[name], found[name]) for name in listed}
+            agent.tools = [*own, *agent_tools({t.name for t in own}, sources)]
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        for source in self.mcp_sources.values():
+            await source.aclose()
         for model in self.models.values():
             await model.aclose()
+        if self.library is not None:
+            await self.library.aclose()
         for engine in self.engines.values():
             await engine.dispose()
 
@@ -125,6 +162,10 @@ class _Builder:
         self.approvals: dict[str, ApprovalStore] = {}
         self.quota_sets: dict[str, Quotas] = {}
         self.task_stores: list[TaskStore] = []
+        self.library: Library | None = None
+        self.agent_stores: dict[str, list[DocumentStore]] = {}
+        self.mcp_sources: dict[str, MCPToolSource] = {}
+        self.mcp_listed: dict[str, list[str]] = {}
 
     def model(self, name: str) -> Model:
         if name not in self.models:
@@ -177,7 +218,7 @@ class _Builder:
             engine = self.engine(store)
             session_store = self.sessions.setdefault(name, SQLSessionStore(engine))
             approval_store = self.approvals.setdefault(name, SQLApprovalStore(engine))
-            task_store = DatabaseTaskStore(engine, owner_resolver=_owner_resolver(agent_id))
+            task_store = LeanDatabaseTaskStore(engine, owner_resolver=_owner_resolver(agent_id))
         self.task_stores.append(task_store)
         return session_store, approval_store, task_store
 
@@ -193,14 +234,45 @@ class _Builder:
             cfg = self.config.tools.get(name) or ToolConfig()
             if not cfg.enabled:
                 raise ConfigError(f"tool {name!r} is disabled (enabled: false) but an agent lists it")
-            self.tools[name] = build_tool(
-                name, cfg, ToolEnv(base_dir=self.base_dir, tls_defaults=self.config)
-            )
+            env = ToolEnv(base_dir=self.base_dir, tls_defaults=self.config, document_stores=self.agent_stores)
+            self.tools[name] = build_tool(name, cfg, env)
         return self.tools[name]
 
+    def mcp_source(self, name: str) -> MCPToolSource | None:
+        """The MCP server declared as tool *name*, or None if *name* is another kind of tool."""
+        cfg = self.config.tools.get(name)
+        if name in self.tools or cfg is None or cfg.type != "mcp":
+            return None
+        if not cfg.enabled:
+            raise ConfigError(f"tool {name!r} is disabled (enabled: false) but an agent lists it")
+        if name not in self.mcp_sources:
+            from hector.tools.mcp import MCPToolSource  # the MCP SDK loads only when used
+
+            self.mcp_sources[name] = MCPToolSource(name, cfg, self.base_dir, self.config)
+        return self.mcp_sources[name]
+
+    def document_stores(self, cfg: AgentConfig) -> list[DocumentStore]:
+        """The stores an agent searches: those it lists, or all when it lists none (SPEC §2.6)."""
+        if not self.config.document_stores:
+            return []
+        if self.library is None:
+            from hector.rag import build_library  # NumPy and the embedders load only for RAG configs
+
+            # Vectors and indexing state live in the data dir's database, whatever the sessions use.
+            self.library = build_library(self.config, self.base_dir, self.engine(SessionStoreConfig()))
+        names = self.config.document_stores if cfg.document_stores is None else cfg.document_stores
+        return [self.library.stores[n] for n in names if n in self.library.stores]
+
     def agent_tools(self, agent_id: str, cfg: AgentConfig) -> list[Tool]:
-        # An agent gets exactly the tools it lists: nothing by default (least privilege).
-        return [self.tool(n) for n in cfg.tools or []]
+        # An agent gets exactly the tools it lists: nothing by default (least privilege). An MCP
+        # server's tools are added when the runtime starts and the server says what they are.
+        tools = []
+        for name in cfg.tools or []:
+            if self.mcp_source(name) is None:
+                tools.append(self.tool(name))
+            else:
+                self.mcp_listed.setdefault(agent_id, []).append(name)
+        return tools
 
     def agent(self, agent_id: str, cfg: AgentConfig) -> AgentEntry:
         if cfg.type == "a2a":
@@ -219,6 +291,7 @@ class _Builder:
             settings["output_schema"] = cfg.structured_output.schema_
             settings["output_schema_name"] = cfg.structured_output.name
         sessions, approvals, task_store = self.stores(agent_id, cfg)
+        self.agent_stores[agent_id] = self.document_stores(cfg)
         agent = Agent(
             id=agent_id,
             name=cfg.name or agent_id,
@@ -258,4 +331,13 @@ def build_runtime(
     builder = _Builder(config, base_dir or Path.cwd(), tools or {})
     agent_configs = dict(config.agents) or {"assistant": AgentConfig()}
     agents = {agent_id: builder.agent(agent_id, cfg) for agent_id, cfg in agent_configs.items()}
-    return Runtime(config, agents, builder.engines, builder.models, builder.task_stores)
+    return Runtime(
+        config,
+        agents,
+        builder.engines,
+        builder.models,
+        builder.task_stores,
+        builder.mcp_sources,
+        builder.mcp_listed,
+        builder.library,
+    )
