@@ -6,6 +6,8 @@ closes everything on the way out.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,7 @@ from hector.errors import ConfigError
 from hector.providers import Model, ModelSettings, build_model
 from hector.stores.approvals import ApprovalStore, MemoryApprovalStore, SQLApprovalStore
 from hector.stores.db import create_engine, migrate, sqlite_url
+from hector.stores.leases import TaskLeases
 from hector.stores.quotas import MemoryQuotaStore, Quotas, QuotaStore, SQLQuotaStore
 from hector.stores.sessions import MemorySessionStore, SessionStore, SQLSessionStore
 from hector.stores.tasks import LeanDatabaseTaskStore
@@ -46,6 +49,8 @@ class AgentEntry:
     agent: Agent
     config: AgentConfig
     task_store: TaskStore
+    leases: TaskLeases | None = None
+    """Leases on the agent's running tasks (SQL stores only)."""
 
 
 @dataclass
@@ -60,6 +65,8 @@ class Runtime:
     """agent id → the MCP sources it lists; their tools are known only once connected."""
     library: Library | None = None
     """The document stores, indexed on entry so agents search up-to-date folders."""
+    leases: list[TaskLeases] = field(default_factory=list)
+    _sweeper: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Runtime:
         for engine in self.engines.values():
@@ -67,11 +74,29 @@ class Runtime:
         for store in self.task_stores:
             if isinstance(store, DatabaseTaskStore):
                 await store.initialize()
+        if self.leases:
+            # Tasks left 'working' by a server that died are failed now, then periodically for
+            # other replicas that die while this one runs.
+            await self._recover()
+            self._sweeper = asyncio.create_task(self._sweep())
         if self.mcp_sources:
             await self._start_mcp()
         if self.library is not None:
             await self._index_documents(self.library)
         return self
+
+    async def _recover(self) -> None:
+        for leases in self.leases:
+            try:
+                await leases.recover()
+            except Exception as exc:  # recovery must never stop the server from serving
+                log.error("task recovery failed: %s", type(exc).__name__)
+
+    async def _sweep(self) -> None:
+        interval = 3 * min(lease.interval for lease in self.leases)
+        while True:
+            await asyncio.sleep(interval)
+            await self._recover()
 
     async def _index_documents(self, library: Library) -> None:
         for name, docs in library.stores.items():
@@ -94,6 +119,10 @@ class Runtime:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         for source in self.mcp_sources.values():
             await source.aclose()
         for model in self.models.values():
@@ -162,6 +191,7 @@ class _Builder:
         self.approvals: dict[str, ApprovalStore] = {}
         self.quota_sets: dict[str, Quotas] = {}
         self.task_stores: list[TaskStore] = []
+        self.leases: dict[int, TaskLeases] = {}
         self.library: Library | None = None
         self.agent_stores: dict[str, list[DocumentStore]] = {}
         self.mcp_sources: dict[str, MCPToolSource] = {}
@@ -308,7 +338,13 @@ class _Builder:
             approvals=approvals,
             quotas=self.quotas(cfg),
         )
-        return AgentEntry(agent, cfg, task_store)
+        leases = None
+        if isinstance(task_store, LeanDatabaseTaskStore):
+            leases = self.leases.setdefault(
+                id(task_store.engine),
+                TaskLeases(task_store.engine, task_store.table(), self.config.server.task_lease_interval),
+            )
+        return AgentEntry(agent, cfg, task_store, leases)
 
 
 def prepare_tls(config: Config) -> None:
@@ -340,4 +376,5 @@ def build_runtime(
         builder.mcp_sources,
         builder.mcp_listed,
         builder.library,
+        leases=list(builder.leases.values()),
     )

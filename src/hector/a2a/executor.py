@@ -12,6 +12,7 @@ the text ``approve`` / ``deny``) resumes it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -32,6 +33,7 @@ from hector.agent import Agent
 from hector.agent.approval import ApprovalError, parse_decision
 from hector.errors import AgentRunError, ProviderError
 from hector.messages import AgentEvent, ApprovalRequiredEvent
+from hector.stores.leases import TaskLeases
 from hector.stores.quotas import QuotaExceeded
 from hector.stores.sessions import SessionAccessError
 
@@ -62,8 +64,10 @@ def data_part(value: dict[str, Any], event_type: str) -> Part:
 
 
 class HectorAgentExecutor(AgentExecutor):
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: Agent, leases: TaskLeases | None = None) -> None:
         self.agent = agent
+        self.leases = leases
+        """Running tasks hold a lease, so a replica that dies leaves them recoverable."""
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         message = context.message
@@ -137,6 +141,13 @@ class HectorAgentExecutor(AgentExecutor):
             await updater.failed(_text(updater, f"Cannot resume: {exc.message}"))
 
     async def _publish(self, events: AsyncIterator[AgentEvent], updater: TaskUpdater, task_id: str) -> None:
+        lease = self.leases.hold(task_id, self.agent.id) if self.leases else contextlib.nullcontext()
+        async with lease:
+            await self._publish_events(events, updater, task_id)
+
+    async def _publish_events(
+        self, events: AsyncIterator[AgentEvent], updater: TaskUpdater, task_id: str
+    ) -> None:
         response = ResponseArtifact(updater, f"response-{task_id}")
         try:
             async for event in observability.current().agent_run(self.agent.id, self.agent.model, events):

@@ -106,6 +106,9 @@ def serve(
     base_url: Annotated[str | None, typer.Option(help="Provider base URL.")] = None,
     instruction: Annotated[str | None, typer.Option(help="The agent's instruction.")] = None,
     tools: Annotated[str | None, typer.Option(help="Comma-separated tool names.")] = None,
+    docs_folder: Annotated[
+        Path | None, typer.Option(help="Index this folder and give the agent a `search` tool over it.")
+    ] = None,
     log_level: Annotated[
         str | None, typer.Option(envvar="LOG_LEVEL", help="debug | info | warn | error")
     ] = None,
@@ -129,6 +132,7 @@ def serve(
         "base_url": base_url,
         "instruction": instruction,
         "tools": [t.strip() for t in tools.split(",") if t.strip()] if tools else None,
+        "docs_folder": docs_folder,
     }
     auth = {"jwks_url": auth_jwks_url, "issuer": auth_issuer, "audience": auth_audience}
     if config is not None:
@@ -156,6 +160,25 @@ def serve(
         if auth_warning:
             loaded.warnings.append(auth_warning)
     run_server(loaded, host, port, log_level, log_format)
+
+
+@app.command()
+def index(
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML configuration file.")],
+    store: Annotated[
+        list[str] | None, typer.Option("--store", "-s", help="Only this document store (repeatable).")
+    ] = None,
+) -> None:
+    """Index the configured document stores now (`hector serve` also does it at start-up)."""
+    from hector.cli.indexing import index_stores
+
+    reports = asyncio.run(index_stores(config, store or [], err))
+    for name, r in reports.items():
+        out.print(
+            f"{name}: {r.added} added, {r.updated} updated, {r.removed} removed, {r.unchanged} unchanged, "
+            f"{r.chunks} chunks embedded" + (f", {r.failed} failed to parse" if r.failed else ""),
+            markup=False,
+        )
 
 
 async def _call_local(config: Path, agent: str | None, message: str, session: str, printer: Printer) -> None:

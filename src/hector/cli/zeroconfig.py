@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+from pathlib import Path
 from typing import Any
 
 from hector.errors import ConfigError
@@ -31,6 +33,7 @@ def zero_config(
     base_url: str | None = None,
     instruction: str | None = None,
     tools: list[str] | None = None,
+    docs_folder: Path | None = None,
 ) -> dict[str, Any]:
     """The configuration (as YAML data, before validation) that the flags describe."""
     provider = provider or detect_provider()
@@ -53,4 +56,22 @@ def zero_config(
         agent_cfg["instruction"] = instruction
     if tools:
         agent_cfg["tools"] = tools
-    return {"version": "2", "llms": {provider: llm}, "agents": {agent: agent_cfg}}
+    data: dict[str, Any] = {"version": "2", "llms": {provider: llm}, "agents": {agent: agent_cfg}}
+    if docs_folder is not None:
+        name, store = docs_store(docs_folder)
+        data["document_stores"] = {name: store}
+        agent_cfg["document_stores"] = [name]
+        agent_cfg["tools"] = [*(tools or []), *([] if "search" in (tools or []) else ["search"])]
+    return data
+
+
+def docs_store(folder: Path) -> tuple[str, dict[str, Any]]:
+    """The document store of ``--docs-folder``: the local embedder and the embedded vector store
+    (the defaults), so it works offline with no other setting."""
+    path = folder.expanduser().resolve()
+    if not path.is_dir():
+        raise ConfigError(f"--docs-folder {folder}: not a folder")
+    # Named after the folder and its absolute path, as the Go original does: two folders of the
+    # same name keep separate collections in one data dir.
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    return f"docs_{path.name or 'root'}_{digest}", {"path": str(path), "max_file_size": 50 * 1024 * 1024}

@@ -79,6 +79,20 @@ def outbound(cfg: Config) -> list[Outbound]:
     return found
 
 
+def mcp_errors(name: str, cfg: ToolConfig) -> list[str]:
+    """An MCP server is reached at one URL (server_url, or url) or started as one command."""
+    owner = f"tool {name!r} (type: mcp)"
+    given = [key for key in ("server_url", "url", "command") if getattr(cfg, key)]
+    if len(given) != 1:
+        found = f"got {', '.join(given)}" if given else "got none"
+        return [f"{owner}: give exactly one of server_url (or url) or command ({found})"]
+    if cfg.transport == "stdio" and not cfg.command:
+        return [f"{owner}: transport stdio starts a local command; set command (and args, env)"]
+    if cfg.transport not in (None, "stdio") and cfg.command:
+        return [f"{owner}: transport {cfg.transport} connects to a URL; set server_url, or use stdio"]
+    return []
+
+
 def _missing(kind: str, owner: str, name: str, available: list[str]) -> str:
     return f"{owner}: {kind} {name!r} not found (available: {sorted(available)})"
 
@@ -135,6 +149,7 @@ def check_config(cfg: Config, extra_tools: Collection[str] = ()) -> tuple[list[s
 
     for tool_id, tool_cfg in cfg.tools.items():
         if tool_cfg.type == "mcp":
+            errors += mcp_errors(tool_id, tool_cfg) if tool_cfg.enabled else []
             continue
         handler = handler_of(tool_id, tool_cfg)
         if handler not in BUILTIN_TOOLS:

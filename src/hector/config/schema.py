@@ -286,6 +286,9 @@ class ServerConfig(Section):
     observability: ObservabilityConfig = ObservabilityConfig()
     tls: ServerTLSConfig | None = None
     trusted_proxies: list[str] = []
+    task_lease_interval: Duration = Field(default=10.0, gt=0)
+    """A running task's lease is renewed this often; a working task whose lease is three
+    intervals old (its server died) is failed by any replica."""
 
 
 class LoggerConfig(Section):

@@ -68,7 +68,7 @@ class AgentEndpoints:
         self.trusted_proxies = trusted_proxies
         placeholder = self._build(base_url or "http://localhost")
         self.handler = DefaultRequestHandler(
-            agent_executor=HectorAgentExecutor(entry.agent),
+            agent_executor=HectorAgentExecutor(entry.agent, entry.leases),
             task_store=entry.task_store,
             agent_card=placeholder,
         )

@@ -70,6 +70,45 @@ quota_usage = sa.Table(
     sa.Column("window_end", sa.Float, nullable=False),
 )
 
+rag_collections = sa.Table(
+    "hector_rag_collections",
+    metadata,
+    sa.Column("collection", sa.String(200), primary_key=True),
+    sa.Column("embedder", sa.String(300), nullable=False),
+    sa.Column("dimension", sa.Integer, nullable=False),
+)
+
+rag_chunks = sa.Table(
+    "hector_rag_chunks",
+    metadata,
+    sa.Column("collection", sa.String(200), primary_key=True),
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("document", sa.String(1000), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("meta", sa.JSON, nullable=False),
+    sa.Column("vector", sa.LargeBinary, nullable=False),
+    sa.Index("ix_rag_chunks_document", "collection", "document"),
+)
+
+rag_documents = sa.Table(
+    "hector_rag_documents",
+    metadata,
+    sa.Column("collection", sa.String(200), primary_key=True),
+    sa.Column("path", sa.String(1000), primary_key=True),
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("chunks", sa.Integer, nullable=False),
+    sa.Column("indexed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+task_leases = sa.Table(
+    "hector_task_leases",
+    metadata,
+    sa.Column("task_id", sa.String(200), primary_key=True),
+    sa.Column("agent_id", sa.String(200), nullable=False),
+    sa.Column("replica_id", sa.String(100), nullable=False),
+    sa.Column("heartbeat_at", sa.Float, nullable=False),
+)
+
 schema_version = sa.Table(
     "hector_schema",
     metadata,
@@ -90,10 +129,20 @@ def _v3_quotas(conn: Connection) -> None:
     metadata.create_all(conn, tables=[quota_usage])
 
 
+def _v4_rag(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[rag_collections, rag_chunks, rag_documents])
+
+
+def _v5_task_leases(conn: Connection) -> None:
+    metadata.create_all(conn, tables=[task_leases])
+
+
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
     (1, _v1_sessions),
     (2, _v2_approvals),
     (3, _v3_quotas),
+    (4, _v4_rag),
+    (5, _v5_task_leases),
 ]
 
 

@@ -25,13 +25,13 @@ class LeanDatabaseTaskStore(DatabaseTaskStore):
         mapper = class_mapper(self.task_model)
         return [(attr.key, attr.columns[0]) for attr in mapper.column_attrs]
 
-    def _table(self) -> sa.Table:
+    def table(self) -> sa.Table:
         return cast(sa.Table, self.task_model.__table__)
 
     async def save(self, task: Task, context: ServerCallContext) -> None:
         await self._ensure_initialized()
         model = self._to_orm(task, self.owner_resolver(context))
-        table = self._table()
+        table = self.table()
         values = {column.name: getattr(model, key) for key, column in self._columns()}
         dialect = self.engine.dialect.name
         if dialect == "postgresql":
@@ -49,7 +49,7 @@ class LeanDatabaseTaskStore(DatabaseTaskStore):
     async def get(self, task_id: str, context: ServerCallContext) -> Task | None:
         await self._ensure_initialized()
         columns = self._columns()
-        table = self._table()
+        table = self.table()
         query = sa.select(*(column.label(key) for key, column in columns)).where(
             table.c.id == task_id, table.c.owner == self.owner_resolver(context)
         )

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hector.config.base import TLSClientOptions
 from hector.config.checks import handler_of
 from hector.config.schema import ToolConfig
 from hector.errors import ConfigError
 from hector.tools import Tool
+
+if TYPE_CHECKING:
+    from hector.rag.documents import DocumentStore
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,8 @@ class ToolEnv:
     """Relative paths in the tool's configuration (e.g. working_directory) start here."""
     tls_defaults: TLSClientOptions | None = None
     """The top-level TLS options, for the keys a tool that connects out does not set itself."""
+    document_stores: Mapping[str, Sequence[DocumentStore]] = field(default_factory=dict)
+    """Agent id → the document stores it may search (the ``search`` tool reads it per call)."""
 
 
 ToolFactory = Callable[[str, ToolConfig, ToolEnv], Tool]
@@ -36,6 +42,7 @@ BUILTINS: dict[str, str] = {
     "grep_search": "hector.tools.files:build_grep_search",
     "web_request": "hector.tools.web:build",
     "todo_write": "hector.tools.todo:build",
+    "search": "hector.tools.search:build",
 }
 
 # Tools that change the world ask for approval unless the config says otherwise.

@@ -1,0 +1,148 @@
+"""A server killed with SIGKILL mid-task: on restart the task is failed cleanly, nothing lost."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+from a2a.helpers.proto_helpers import get_text_parts
+from a2a.types.a2a_pb2 import GetTaskRequest, TaskState
+
+from hector.stores.leases import INTERRUPTED
+from tests.harness import running_hector
+from tests.server.test_a2a import Gate, client_for, request
+
+HECTOR = str(Path(sys.executable).with_name("hector"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start(config: Path, port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [HECTOR, "serve", "--config", str(config), "--port", str(port), "--log-level", "warn"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+async def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    async with httpx.AsyncClient() as http:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "server exited during start-up"
+            try:
+                if (await http.get(f"{url}/ready")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("server did not become ready")
+
+
+async def test_sigkill_mid_task_fails_it_on_restart(tmp_path: Path) -> None:
+    config = tmp_path / "hector.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "llms": {"t": {"type": "test"}},
+                "tools": {
+                    "execute_command": {
+                        "type": "command",
+                        "deny_by_default": True,
+                        "allowed_commands": ["sleep"],
+                        "require_approval": False,
+                        "max_execution_time": "60s",
+                    }
+                },
+                "agents": {"worker": {"llm": "t", "tools": ["execute_command"]}},
+                "server": {"task_lease_interval": "0.3s"},
+            }
+        )
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start(config, port)
+    try:
+        await wait_ready(url, proc)
+        async with httpx.AsyncClient(timeout=30) as http:
+            client = await client_for(
+                url, "worker", binding="JSONRPC", version="1.0", streaming=True, http=http
+            )
+            stream = client.send_message(request('use execute_command {"command": "sleep 20"}', "ctx-crash"))
+            task_id = ""
+            async for event in stream:  # until the tool is running
+                if event.HasField("task"):
+                    task_id = event.task.id
+                if event.HasField("status_update") and any(
+                    p.HasField("data") for p in event.status_update.status.message.parts
+                ):
+                    break
+            assert task_id
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    restarted = start(config, port)
+    try:
+        await wait_ready(url, restarted)
+        async with httpx.AsyncClient(timeout=30) as http:
+            client = await client_for(
+                url, "worker", binding="HTTP+JSON", version="1.0", streaming=False, http=http
+            )
+            # The dead server's lease goes stale within three intervals; then the task is failed.
+            deadline = time.monotonic() + 10
+            task = await client.get_task(GetTaskRequest(id=task_id))
+            while task.status.state != TaskState.TASK_STATE_FAILED and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+                task = await client.get_task(GetTaskRequest(id=task_id))
+            assert task.status.state == TaskState.TASK_STATE_FAILED
+            assert get_text_parts(task.status.message.parts) == [INTERRUPTED]
+            assert get_text_parts(task.history[0].parts) == ['use execute_command {"command": "sleep 20"}']
+            # The server serves on: the same conversation goes on after the failure.
+            events = [e async for e in client.send_message(request("still there?", "ctx-crash"))]
+            assert events[-1].task.status.state == TaskState.TASK_STATE_COMPLETED
+            await client.close()
+    finally:
+        os.killpg(restarted.pid, signal.SIGTERM)
+        restarted.wait(15)
+
+
+async def test_a_live_replicas_task_is_left_alone(tmp_path: Path) -> None:
+    gate = Gate()
+    cfg = {
+        "llms": {"t": {"type": "test"}},
+        "agents": {"echo": {"llm": "t", "tools": ["slow"]}},
+        "server": {"task_lease_interval": "0.2s"},
+    }
+    async with running_hector(cfg, tmp_path, {"slow": gate}) as url_a, httpx.AsyncClient(timeout=30) as http:
+        client = await client_for(url_a, "echo", binding="JSONRPC", version="1.0", streaming=True, http=http)
+        stream = client.send_message(request("please use slow", "ctx-live"))
+        task_id = (await anext(stream)).task.id
+        await asyncio.wait_for(gate.entered.wait(), 10)
+        # A second replica on the same database starts and sweeps several times meanwhile.
+        async with running_hector(cfg, tmp_path, {"slow": Gate()}) as url_b:
+            other = await client_for(
+                url_b, "echo", binding="HTTP+JSON", version="1.0", streaming=False, http=http
+            )
+            await asyncio.sleep(1.5)
+            seen = await other.get_task(GetTaskRequest(id=task_id))
+            assert seen.status.state == TaskState.TASK_STATE_WORKING, "a renewed lease protects the task"
+            await other.close()
+        gate.release.set()
+        rest = [e async for e in stream]
+        assert rest[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
+        await client.close()
