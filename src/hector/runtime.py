@@ -82,7 +82,12 @@ class Runtime:
         if self.mcp_sources:
             await self._start_mcp()
         if self.library is not None:
-            await self._index_documents(self.library)
+            try:
+                await self._index_documents(self.library)
+            except BaseException:
+                # `async with` runs no __aexit__ when entering fails: close what is open already.
+                await self.__aexit__(None, None, None)
+                raise
         return self
 
     async def _recover(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 
@@ -51,13 +52,14 @@ def serve(
         log_level or cfg.logger.level, log_format or cfg.logger.format, cfg.logger.file, collect_secrets(cfg)
     )
     runtime = build_runtime(cfg, loaded.base_dir)
-    app = create_app(runtime)
+    # The runtime (databases, MCP servers, document indexing) starts before uvicorn, so a
+    # failure there is one clear error line from the CLI, not a traceback from the ASGI lifespan.
+    app = create_app(runtime, own_runtime=False)
     bind_host = host or cfg.server.host
     bind_port = port or cfg.server.port
     tls = cfg.server.tls if cfg.server.tls and cfg.server.tls.enabled else None
     scheme = "https" if tls else "http"
-    announce(loaded, Console(stderr=True, soft_wrap=True), f"{scheme}://{bind_host}:{bind_port}")
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=bind_host,
         port=bind_port,
@@ -72,3 +74,11 @@ def serve(
         # server.trusted_proxies may decide that (rate limits and audit logs key on the address).
         proxy_headers=False,
     )
+
+    async def run() -> None:
+        async with runtime:
+            announce(loaded, Console(stderr=True, soft_wrap=True), f"{scheme}://{bind_host}:{bind_port}")
+            await uvicorn.Server(config).serve()
+
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:  # uvloop when installed
+        runner.run(run())

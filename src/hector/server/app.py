@@ -141,7 +141,9 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
-def create_app(runtime: Runtime) -> Starlette:
+def create_app(runtime: Runtime, own_runtime: bool = True) -> Starlette:
+    """The ASGI app for *runtime*; with *own_runtime* its lifespan also starts and stops the
+    runtime (tests, embedding), otherwise the caller does (``hector serve``)."""
     server = runtime.config.server
     auth = server.auth
     authenticator = Authenticator(auth, effective_tls(auth, runtime.config)) if auth.enabled else None
@@ -220,7 +222,7 @@ def create_app(runtime: Runtime) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with runtime:
+        async with runtime if own_runtime else contextlib.nullcontext(runtime):
             if authenticator is not None:
                 await authenticator.start()
             try:
