@@ -12,7 +12,8 @@ from hector.errors import ConfigError
 from hector.observability.tracing import log_fields
 from hector.security.redact import RedactingFilter
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# color_message: uvicorn's ANSI-coloured copy of the message, noise in a log line.
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
 LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,

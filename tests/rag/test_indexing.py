@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hector.config import parse_config
-from hector.config.schema import DocumentStoreConfig, EmbedderConfig
+from hector.config.schema import Config, DocumentStoreConfig, EmbedderConfig
+from hector.errors import ConfigError
 from hector.rag.documents import DocumentStore
 from hector.rag.embedders import Embedder, build_embedder
 from hector.rag.sources import DEFAULT_EXCLUDES, FileFilter, chunk_text
@@ -165,3 +166,17 @@ async def test_changing_the_embedder_reindexes_the_collection(tmp_path: Path, en
     renamed = Renamed(local)
     report = await store(tmp_path / "docs", engine, renamed).index()
     assert (report.added, report.unchanged) == (5, 0)
+
+
+async def test_startup_errors_name_the_store(tmp_path: Path) -> None:
+    def config(store: dict[str, object], **extra: object) -> Config:
+        data = {"llms": {"t": {"type": "test"}}, "document_stores": {"docs": store}, **extra}
+        return parse_config(data, "<test>").config
+
+    runtime = build_runtime(config({"path": "missing"}), tmp_path)
+    with pytest.raises(ConfigError, match=r"document store 'docs': folder .*missing does not exist"):
+        async with runtime:
+            pass
+    qdrant = config({"path": "."}, vector_stores={"q": {"type": "qdrant"}})
+    with pytest.raises(ConfigError, match="vector store 'q': type 'qdrant' is not supported"):
+        build_runtime(qdrant, tmp_path)

@@ -146,3 +146,44 @@ async def test_a_live_replicas_task_is_left_alone(tmp_path: Path) -> None:
         rest = [e async for e in stream]
         assert rest[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
         await client.close()
+
+
+async def test_sigterm_lets_an_open_stream_finish(tmp_path: Path) -> None:
+    config = tmp_path / "hector.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "llms": {"t": {"type": "test"}},
+                "tools": {
+                    "execute_command": {
+                        "type": "command",
+                        "deny_by_default": True,
+                        "allowed_commands": ["sleep"],
+                        "require_approval": False,
+                    }
+                },
+                "agents": {"worker": {"llm": "t", "tools": ["execute_command"]}},
+            }
+        )
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start(config, port)
+    try:
+        await wait_ready(url, proc)
+        async with httpx.AsyncClient(timeout=30) as http:
+            client = await client_for(
+                url, "worker", binding="JSONRPC", version="1.0", streaming=True, http=http
+            )
+            stream = client.send_message(request('use execute_command {"command": "sleep 1.5"}', "ctx-drain"))
+            first = await anext(stream)
+            assert first.HasField("task")
+            proc.send_signal(signal.SIGTERM)  # the server drains instead of cutting the stream
+            rest = [e async for e in stream]
+            assert rest[-1].status_update.status.state == TaskState.TASK_STATE_COMPLETED
+            assert "exit code: 0" in "".join(get_text_parts(rest[-1].status_update.status.message.parts))
+        # uvicorn re-raises the signal once it has shut down, so the exit status says SIGTERM.
+        assert proc.wait(15) in (0, -signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -37,6 +37,10 @@ from hector.server.limits import BodySizeLimitMiddleware
 
 log = logging.getLogger("hector.server")
 
+# On SIGTERM, open SSE streams get this long to finish before they are cut; it stays below
+# uvicorn's graceful-shutdown timeout (10 s in `hector serve`).
+STREAM_DRAIN_SECONDS = 5.0
+
 
 class _CallContextBuilder(DefaultServerCallContextBuilder):
     """The SDK's call context, without credentials in its copy of the request headers.
@@ -105,7 +109,11 @@ class AgentEndpoints:
             Route(f"{prefix}/.well-known/agent-card.json", card, methods=["GET"]),
             Route(prefix, card, methods=["GET"]),
             *create_jsonrpc_routes(
-                self.handler, prefix, context_builder=_CallContextBuilder(), enable_v0_3_compat=True
+                self.handler,
+                prefix,
+                context_builder=_CallContextBuilder(),
+                enable_v0_3_compat=True,
+                shutdown_grace_period=STREAM_DRAIN_SECONDS,
             ),
         ]
         # The SDK adds a /{tenant} mount for multi-tenant servers; Hector has no tenants, so it
@@ -117,6 +125,7 @@ class AgentEndpoints:
                 context_builder=_CallContextBuilder(),
                 enable_v0_3_compat=True,
                 path_prefix=prefix,
+                shutdown_grace_period=STREAM_DRAIN_SECONDS,
             )
             if not isinstance(r, Mount)
         ]
