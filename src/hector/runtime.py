@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hector.agent import Agent
 from hector.agent.memory import BufferWindowMemory, SummaryBufferMemory, WorkingMemory
-from hector.config.checks import outbound
+from hector.config.checks import handler_of, outbound
 from hector.config.schema import AgentConfig, Config, LLMConfig, SessionStoreConfig, ToolConfig
 from hector.config.tls import check_tls_files
 from hector.errors import ConfigError
@@ -33,6 +33,7 @@ from hector.stores.sessions import MemorySessionStore, SessionStore, SQLSessionS
 from hector.stores.tasks import LeanDatabaseTaskStore
 from hector.tls import warn_insecure
 from hector.tools import Tool
+from hector.tools.agent_call import AgentCallTool
 from hector.tools.registry import ToolEnv, build_tool
 
 if TYPE_CHECKING:
@@ -197,6 +198,8 @@ class _Builder:
         self.quota_sets: dict[str, Quotas] = {}
         self.task_stores: list[TaskStore] = []
         self.leases: dict[int, TaskLeases] = {}
+        self.built_agents: dict[str, Agent] = {}
+        """Filled once every agent is built; agent_call tools look callees up here."""
         self.library: Library | None = None
         self.agent_stores: dict[str, list[DocumentStore]] = {}
         self.mcp_sources: dict[str, MCPToolSource] = {}
@@ -301,13 +304,22 @@ class _Builder:
     def agent_tools(self, agent_id: str, cfg: AgentConfig) -> list[Tool]:
         # An agent gets exactly the tools it lists: nothing by default (least privilege). An MCP
         # server's tools are added when the runtime starts and the server says what they are.
-        tools = []
+        tools: list[Tool] = []
         for name in cfg.tools or []:
-            if self.mcp_source(name) is None:
+            declared = self.config.tools.get(name)
+            if name == "agent_call" or (declared is not None and handler_of(name, declared) == "agent_call"):
+                tools.append(AgentCallTool(agent_id, self.built_agents, self.callable_agents(agent_id, cfg)))
+            elif self.mcp_source(name) is None:
                 tools.append(self.tool(name))
             else:
                 self.mcp_listed.setdefault(agent_id, []).append(name)
         return tools
+
+    def callable_agents(self, agent_id: str, cfg: AgentConfig) -> list[str]:
+        """``sub_agents`` if given; else every other native agent (SPEC's assignment rule)."""
+        if cfg.sub_agents is not None:
+            return list(cfg.sub_agents)
+        return [a for a, c in self.config.agents.items() if a != agent_id and c.type == "native"]
 
     def agent(self, agent_id: str, cfg: AgentConfig) -> AgentEntry:
         if cfg.type == "a2a":
@@ -372,6 +384,7 @@ def build_runtime(
     builder = _Builder(config, base_dir or Path.cwd(), tools or {})
     agent_configs = dict(config.agents) or {"assistant": AgentConfig()}
     agents = {agent_id: builder.agent(agent_id, cfg) for agent_id, cfg in agent_configs.items()}
+    builder.built_agents.update({agent_id: entry.agent for agent_id, entry in agents.items()})
     return Runtime(
         config,
         agents,
