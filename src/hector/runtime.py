@@ -18,11 +18,12 @@ from a2a.server.context import ServerCallContext
 from a2a.server.tasks import DatabaseTaskStore, InMemoryTaskStore, TaskStore
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hector.agent import Agent
+from hector.agent import Agent, AgentLike
 from hector.agent.memory import BufferWindowMemory, SummaryBufferMemory, WorkingMemory
+from hector.agent.remote import RemoteAgent
 from hector.config.checks import handler_of, outbound
 from hector.config.schema import AgentConfig, Config, LLMConfig, SessionStoreConfig, ToolConfig
-from hector.config.tls import check_tls_files
+from hector.config.tls import agent_component, check_tls_files, effective_tls
 from hector.errors import ConfigError
 from hector.providers import Model, ModelSettings, build_model
 from hector.stores.approvals import ApprovalStore, MemoryApprovalStore, SQLApprovalStore
@@ -47,7 +48,7 @@ DEFAULT_STORE = "default"
 
 @dataclass
 class AgentEntry:
-    agent: Agent
+    agent: AgentLike
     config: AgentConfig
     task_store: TaskStore
     leases: TaskLeases | None = None
@@ -118,6 +119,7 @@ class Runtime:
         found = await start_sources(self.mcp_sources)
         for agent_id, listed in self.mcp_listed.items():
             agent = self.agents[agent_id].agent
+            assert isinstance(agent, Agent)  # only native agents list tools
             own = [t for t in agent.tools if not isinstance(t, MCPTool)]
             sources = {name: (self.mcp_sources[name], found[name]) for name in listed}
             agent.tools = [*own, *agent_tools({t.name for t in own}, sources)]
@@ -198,7 +200,7 @@ class _Builder:
         self.quota_sets: dict[str, Quotas] = {}
         self.task_stores: list[TaskStore] = []
         self.leases: dict[int, TaskLeases] = {}
-        self.built_agents: dict[str, Agent] = {}
+        self.built_agents: dict[str, AgentLike] = {}
         """Filled once every agent is built; agent_call tools look callees up here."""
         self.library: Library | None = None
         self.agent_stores: dict[str, list[DocumentStore]] = {}
@@ -305,7 +307,10 @@ class _Builder:
         # An agent gets exactly the tools it lists: nothing by default (least privilege). An MCP
         # server's tools are added when the runtime starts and the server says what they are.
         tools: list[Tool] = []
-        for name in cfg.tools or []:
+        names = list(cfg.tools or [])
+        if cfg.reasoning.engine == "supervisor" and "agent_call" not in names:
+            names.append("agent_call")  # a supervisor delegates, whatever else it was given
+        for name in names:
             declared = self.config.tools.get(name)
             if name == "agent_call" or (declared is not None and handler_of(name, declared) == "agent_call"):
                 tools.append(AgentCallTool(agent_id, self.built_agents, self.callable_agents(agent_id, cfg)))
@@ -315,17 +320,45 @@ class _Builder:
                 self.mcp_listed.setdefault(agent_id, []).append(name)
         return tools
 
+    def instruction(self, agent_id: str, cfg: AgentConfig) -> str | None:
+        """The agent's instruction; a supervisor's also names the agents it can delegate to."""
+        own = _instruction(cfg)
+        if cfg.reasoning.engine != "supervisor":
+            return own
+        team = "\n".join(
+            f"- {name}: {self.config.agents[name].description or 'no description'}"
+            for name in self.callable_agents(agent_id, cfg)
+        )
+        guide = (
+            "You are a supervisor. Break the task into parts, give each part to the agent best "
+            "suited to it with the agent_call tool (agent, task), then combine their answers into "
+            f"one reply. The agents you can call:\n{team}"
+        )
+        return f"{own}\n\n{guide}" if own else guide
+
     def callable_agents(self, agent_id: str, cfg: AgentConfig) -> list[str]:
-        """``sub_agents`` if given; else every other native agent (SPEC's assignment rule)."""
+        """``sub_agents`` if given; else every other agent (SPEC's assignment rule)."""
         if cfg.sub_agents is not None:
             return list(cfg.sub_agents)
-        return [a for a, c in self.config.agents.items() if a != agent_id and c.type == "native"]
+        return [a for a in self.config.agents if a != agent_id]
+
+    def remote_agent(self, agent_id: str, cfg: AgentConfig) -> AgentEntry:
+        """An external A2A agent, served and callable here like a native one."""
+        remote = RemoteAgent(agent_id, cfg, effective_tls(cfg, self.config), agent_component(agent_id))
+        _, _, task_store = self.stores(agent_id, cfg)
+        return AgentEntry(remote, cfg, task_store, self.task_leases(task_store))
+
+    def task_leases(self, task_store: TaskStore) -> TaskLeases | None:
+        if not isinstance(task_store, LeanDatabaseTaskStore):
+            return None
+        return self.leases.setdefault(
+            id(task_store.engine),
+            TaskLeases(task_store.engine, task_store.table(), self.config.server.task_lease_interval),
+        )
 
     def agent(self, agent_id: str, cfg: AgentConfig) -> AgentEntry:
         if cfg.type == "a2a":
-            raise ConfigError(
-                f"agent {agent_id!r}: external A2A agents (type: a2a) are not supported in this version yet"
-            )
+            return self.remote_agent(agent_id, cfg)
         llm_name = _llm_name(agent_id, cfg, self.config)
         model = self.model(llm_name)
         llm_cfg = self.config.llms.get(llm_name, LLMConfig())
@@ -346,7 +379,7 @@ class _Builder:
             model=model,
             sessions=sessions,
             memory=self.memory(cfg, model),
-            instruction=_instruction(cfg),
+            instruction=self.instruction(agent_id, cfg),
             tools=self.agent_tools(agent_id, cfg),
             settings=settings,
             max_iterations=cfg.reasoning.max_iterations,
@@ -355,13 +388,7 @@ class _Builder:
             approvals=approvals,
             quotas=self.quotas(cfg),
         )
-        leases = None
-        if isinstance(task_store, LeanDatabaseTaskStore):
-            leases = self.leases.setdefault(
-                id(task_store.engine),
-                TaskLeases(task_store.engine, task_store.table(), self.config.server.task_lease_interval),
-            )
-        return AgentEntry(agent, cfg, task_store, leases)
+        return AgentEntry(agent, cfg, task_store, self.task_leases(task_store))
 
 
 def prepare_tls(config: Config) -> None:

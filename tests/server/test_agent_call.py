@@ -9,6 +9,9 @@ from typing import Any
 import httpx
 from a2a.types.a2a_pb2 import TaskState
 
+from hector.agent import Agent
+from hector.config import parse_config
+from hector.runtime import build_runtime
 from tests.harness import running_hector
 from tests.server.test_a2a import client_for, final_text, request
 
@@ -71,3 +74,29 @@ async def test_loops_and_depth_are_refused(tmp_path: Path) -> None:
         deep = call("b", call("c", call("d", call("e", "bottom"))))
         _, answer = await ask(url, "a", deep, "c4")
         assert "agent call depth limit (3) reached: a → b → c → d" in answer
+
+
+async def test_supervisor_gets_agent_call_and_knows_its_team(tmp_path: Path) -> None:
+    cfg: dict[str, Any] = {
+        "llms": {"t": {"type": "test"}},
+        "agents": {
+            "lead": {
+                "llm": "t",
+                "instruction": "Be brief.",
+                "reasoning": {"engine": "supervisor"},
+                "sub_agents": ["researcher", "writer"],
+            },
+            "researcher": {"llm": "t", "description": "Finds facts"},
+            "writer": {"llm": "t", "description": "Writes prose"},
+        },
+    }
+    runtime = build_runtime(parse_config(cfg).config, tmp_path)
+    lead = runtime.agents["lead"].agent
+    assert isinstance(lead, Agent)
+    assert [t.name for t in lead.tools] == ["agent_call"]
+    instruction = lead.instruction or ""
+    assert instruction.startswith("Be brief.\n\nYou are a supervisor.")
+    assert "- researcher: Finds facts\n- writer: Writes prose" in instruction
+    async with runtime:
+        answer = await lead.run(call("writer", "a haiku"), context_id="s")
+    assert answer == "Tool agent_call returned: [test model] You said: a haiku"

@@ -13,7 +13,7 @@ from a2a.types.a2a_pb2 import (
 from a2a.utils.constants import PROTOCOL_VERSION_0_3, PROTOCOL_VERSION_1_0, TransportProtocol
 
 from hector import __version__
-from hector.agent import Agent
+from hector.agent import AgentLike
 from hector.config.schema import SkillConfig
 
 INPUT_MODES = ["text/plain", "application/json"]
@@ -26,7 +26,7 @@ def agent_url(base_url: str, agent_id: str) -> str:
 
 
 def build_card(
-    agent: Agent,
+    agent: AgentLike,
     base_url: str,
     skills: list[SkillConfig] | None = None,
     auth_enabled: bool = False,

@@ -29,7 +29,7 @@ from google.protobuf.json_format import MessageToDict, ParseDict
 from google.protobuf.struct_pb2 import Value
 
 from hector import observability
-from hector.agent import Agent
+from hector.agent import AgentLike
 from hector.agent.approval import ApprovalError, parse_decision
 from hector.errors import AgentRunError, ProviderError
 from hector.messages import AgentEvent, ApprovalRequiredEvent
@@ -64,7 +64,7 @@ def data_part(value: dict[str, Any], event_type: str) -> Part:
 
 
 class HectorAgentExecutor(AgentExecutor):
-    def __init__(self, agent: Agent, leases: TaskLeases | None = None) -> None:
+    def __init__(self, agent: AgentLike, leases: TaskLeases | None = None) -> None:
         self.agent = agent
         self.leases = leases
         """Running tasks hold a lease, so a replica that dies leaves them recoverable."""
@@ -150,7 +150,9 @@ class HectorAgentExecutor(AgentExecutor):
     ) -> None:
         response = ResponseArtifact(updater, f"response-{task_id}")
         try:
-            async for event in observability.current().agent_run(self.agent.id, self.agent.model, events):
+            async for event in observability.current().agent_run(
+                self.agent.id, self.agent.telemetry_labels(), events
+            ):
                 if event.kind == "text_delta":
                     await response.delta(event.text)
                     continue

@@ -6,7 +6,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from hector.agent.approval import ApprovalError, Decision, PendingApproval, format_prompt
 from hector.agent.loop import LoopSetup, ResumedStep, run_loop
@@ -19,6 +19,30 @@ from hector.stores.sessions import SessionStore
 from hector.tools import Tool, ToolContext
 
 Visibility = Literal["public", "internal", "private"]
+
+
+class AgentLike(Protocol):
+    """What the server, agent_call and the cards need of an agent: a native ``Agent`` or an
+    external one (``hector.agent.remote.RemoteAgent``)."""
+
+    id: str
+    name: str
+    description: str
+    visibility: Visibility
+
+    def telemetry_labels(self) -> tuple[str, str]:
+        """(provider, model) for metrics and spans."""
+        ...
+
+    def run_stream(
+        self, text: str, *, context_id: str, user: str = ..., task_id: str | None = ...
+    ) -> AsyncIterator[AgentEvent]: ...
+
+    def resume_stream(self, *, task_id: str, user: str, decision: Decision) -> AsyncIterator[AgentEvent]: ...
+
+    async def pending_approval(self, task_id: str) -> PendingApproval | None: ...
+
+    async def run(self, text: str, *, context_id: str, user: str = ...) -> str: ...
 
 
 @dataclass
@@ -39,6 +63,9 @@ class Agent:
     """Where paused steps wait for approval; without one, calls that need approval are refused."""
     quotas: Quotas | None = None
     """Request and token quotas of the agent's session store, if enabled."""
+
+    def telemetry_labels(self) -> tuple[str, str]:
+        return self.model.provider, self.model.model_name
 
     async def _prompt(self, context_id: str, user: str, new: list[ChatMessage]) -> list[ChatMessage]:
         """System prompt + what working memory keeps of the stored history + *new* messages."""

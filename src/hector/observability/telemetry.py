@@ -127,20 +127,23 @@ class Telemetry:
             if self.metrics is not None:
                 record(self.metrics, op, elapsed)
 
-    def agent_run(self, agent: str, model: Model, events: AsyncIterator[T]) -> AsyncIterator[T]:
+    def agent_run(self, agent: str, labels: tuple[str, str], events: AsyncIterator[T]) -> AsyncIterator[T]:
         """*events* of one agent run (a new task, or one resumed after approval) as an
         ``agent.call``: the parent of the run's model and tool spans, timed and counted, with
         the run's token usage from its final event."""
-        return self._agent_run(agent, model, events) if self.enabled else events
+        return self._agent_run(agent, labels, events) if self.enabled else events
 
-    async def _agent_run(self, agent: str, model: Model, events: AsyncIterator[T]) -> AsyncIterator[T]:
+    async def _agent_run(
+        self, agent: str, labels: tuple[str, str], events: AsyncIterator[T]
+    ) -> AsyncIterator[T]:
         def record(m: Metrics, op: Operation, elapsed: float) -> None:
             m.agent_calls.labels(agent).inc()
             m.agent_duration.labels(agent).observe(elapsed)
             if op.error_type is not None:
                 m.agent_errors.labels(agent, op.error_type).inc()
 
-        attributes = {"agent.name": agent, "agent.llm": model.model_name, "llm.provider": model.provider}
+        provider, model_name = labels
+        attributes = {"agent.name": agent, "agent.llm": model_name, "llm.provider": provider}
         with self._operation("agent.call", attributes, record) as op:
             async for event in op.iterate(events):
                 if isinstance(event, FinalEvent):

@@ -17,7 +17,7 @@ from hector.errors import ToolError
 from hector.tools import Tool, ToolContext
 
 if TYPE_CHECKING:
-    from hector.agent import Agent
+    from hector.agent import AgentLike
 
 MAX_DEPTH = 3
 _chain: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
@@ -28,7 +28,7 @@ _chain: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
 class AgentCallTool(Tool):
     name = "agent_call"
 
-    def __init__(self, caller: str, agents: Mapping[str, Agent], allowed: list[str]) -> None:
+    def __init__(self, caller: str, agents: Mapping[str, AgentLike], allowed: list[str]) -> None:
         self.caller = caller
         self._agents = agents
         """All agents of the runtime, filled once they are built; looked up at call time."""
