@@ -15,8 +15,8 @@ import sqlalchemy as sa
 import uvicorn
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from hector.assembly import build_runtime
 from hector.config import parse_config
-from hector.runtime import build_runtime
 from hector.server.app import create_app
 from hector.tools import Tool
 

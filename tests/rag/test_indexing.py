@@ -8,6 +8,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hector.assembly import build_runtime
 from hector.config import parse_config
 from hector.config.schema import Config, DocumentStoreConfig, EmbedderConfig
 from hector.errors import ConfigError
@@ -15,7 +16,6 @@ from hector.rag.documents import DocumentStore
 from hector.rag.embedders import Embedder, build_embedder
 from hector.rag.sources import DEFAULT_EXCLUDES, FileFilter, chunk_text
 from hector.rag.vectors import EmbeddedVectorStore
-from hector.runtime import build_runtime
 from hector.stores.db import create_engine, migrate, sqlite_url
 from tests.rag.corpus import write_mixed
 

@@ -10,11 +10,11 @@ import httpx
 import pytest
 from a2a.types.a2a_pb2 import TaskState
 
+from hector.assembly import build_runtime
 from hector.cli import main
 from hector.cli.zeroconfig import zero_config
 from hector.config import parse_config
 from hector.rag.documents import SearchMode
-from hector.runtime import build_runtime
 from tests.harness import running_hector
 from tests.rag.corpus import QUERIES, write_labelled
 from tests.server.test_a2a import client_for, final_text, request

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from rich.console import Console
 
+from hector.assembly import build_runtime
 from hector.cli import main
 from hector.config import LoadedConfig
-from hector.runtime import build_runtime
 from hector.server.app import create_app
 from tests.harness import serve_app
 from tests.security.conftest import (

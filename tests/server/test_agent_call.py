@@ -10,8 +10,8 @@ import httpx
 from a2a.types.a2a_pb2 import TaskState
 
 from hector.agent import Agent
+from hector.assembly import build_runtime
 from hector.config import parse_config
-from hector.runtime import build_runtime
 from tests.harness import running_hector
 from tests.server.test_a2a import client_for, final_text, request
 

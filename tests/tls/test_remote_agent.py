@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from a2a.types.a2a_pb2 import TaskState
 
+from hector.assembly import build_runtime
 from hector.config import parse_config
-from hector.runtime import build_runtime
 from hector.server.app import create_app
 from tests.harness import running_hector
 from tests.server.test_remote_agent import ask

@@ -22,10 +22,11 @@ from mcp_types import CallToolResult, ImageContent, TextContent, Tool as MCPTool
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
+from hector.assembly import build_runtime
 from hector.config import parse_config
 from hector.config.schema import ToolConfig
 from hector.errors import ConfigError, ToolError
-from hector.runtime import Runtime, build_runtime
+from hector.runtime import Runtime
 from hector.tools import ToolContext
 from hector.tools.mcp import MCPToolSource, agent_tools, result_text, selected
 from tests import mcp_server

@@ -182,7 +182,7 @@ def index(
 
 
 async def _call_local(config: Path, agent: str | None, message: str, session: str, printer: Printer) -> None:
-    from hector.runtime import build_runtime
+    from hector.assembly import build_runtime
 
     loaded = await asyncio.to_thread(load_config, config)
     runtime = build_runtime(loaded.config, loaded.base_dir)

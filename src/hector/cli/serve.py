@@ -9,10 +9,10 @@ import ssl
 import uvicorn
 from rich.console import Console
 
+from hector.assembly import build_runtime
 from hector.config import LoadedConfig
 from hector.config.checks import outbound
 from hector.logsetup import setup_logging
-from hector.runtime import build_runtime
 from hector.security.redact import collect_secrets
 from hector.server.app import create_app
 from hector.tls import insecure_warning
