@@ -9,14 +9,19 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
 from a2a.helpers.proto_helpers import get_text_parts
-from a2a.types.a2a_pb2 import GetTaskRequest, TaskState
+from a2a.server.context import ServerCallContext
+from a2a.types.a2a_pb2 import GetTaskRequest, Task, TaskState, TaskStatus
 
-from hector.stores.leases import INTERRUPTED
+from hector.stores.db import create_engine, migrate, sqlite_url
+from hector.stores.leases import INTERRUPTED, TaskLeases
+from hector.stores.tasks import LeanDatabaseTaskStore
 from tests.harness import running_hector
 from tests.server.test_a2a import Gate, client_for, request
 
@@ -121,9 +126,10 @@ async def test_sigkill_mid_task_fails_it_on_restart(tmp_path: Path) -> None:
         restarted.wait(15)
 
 
-async def test_a_live_replicas_task_is_left_alone(tmp_path: Path) -> None:
+async def test_a_live_replicas_task_is_left_alone(tmp_path: Path, store: dict[str, Any]) -> None:
     gate = Gate()
     cfg = {
+        "session_stores": {"main": store},
         "llms": {"t": {"type": "test"}},
         "agents": {"echo": {"llm": "t", "tools": ["slow"]}},
         "server": {"task_lease_interval": "0.2s"},
@@ -187,3 +193,28 @@ async def test_sigterm_lets_an_open_stream_finish(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+async def test_recover_fails_only_stale_unleased_working_tasks(store: dict[str, Any], tmp_path: Path) -> None:
+    engine = create_engine(store.get("url") or sqlite_url(tmp_path))
+    await migrate(engine)
+    tasks = LeanDatabaseTaskStore(engine)
+    await tasks.initialize()
+    ctx = ServerCallContext()
+
+    async def save(task_id: str, state: TaskState.ValueType, age: float) -> None:
+        status = TaskStatus(state=state)
+        status.timestamp.FromDatetime(datetime.now(UTC) - timedelta(seconds=age))
+        await tasks.save(Task(id=task_id, context_id="c", status=status), ctx)
+
+    await save("old-working", TaskState.TASK_STATE_WORKING, 120)
+    await save("new-working", TaskState.TASK_STATE_WORKING, 0)
+    await save("old-done", TaskState.TASK_STATE_COMPLETED, 120)
+    await save("old-waiting", TaskState.TASK_STATE_INPUT_REQUIRED, 120)
+    leases = TaskLeases(engine, tasks.table(), interval=10)
+    assert await leases.recover() == ["old-working"]
+    failed = await tasks.get("old-working", ctx)
+    assert failed is not None and failed.status.state == TaskState.TASK_STATE_FAILED
+    assert get_text_parts(failed.status.message.parts) == [INTERRUPTED]
+    assert await leases.recover() == [], "a failed task is not failed twice"
+    await engine.dispose()

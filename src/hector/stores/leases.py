@@ -1,10 +1,12 @@
 """Leases on running tasks, so a task whose server died is failed instead of left 'working'.
 
-While a replica runs a task it holds a lease: a row renewed every ``interval`` seconds. At
-start-up (and then periodically) every replica looks for tasks still marked working whose
-lease is gone or stale, and fails them with a message saying why. Tasks run by another live
-replica keep their fresh leases and are left alone, so several replicas can share a database.
-Tasks waiting for input (approvals) hold no lease: they are paused, not running.
+A task that has not changed for ``interval`` seconds while it runs gets a lease: a row renewed
+every ``interval`` seconds. At start-up (and then periodically) every replica looks for tasks
+still marked working that have not changed for three intervals and have no fresh lease, and
+fails them with a message saying why. Tasks run by another live replica are either recent or
+leased, and are left alone, so several replicas can share a database. Most requests finish
+within one interval and never write a lease. Tasks waiting for input (approvals) hold no lease:
+they are paused, not running.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -53,14 +55,16 @@ class TaskLeases:
 
     @contextlib.asynccontextmanager
     async def hold(self, task_id: str, agent_id: str) -> AsyncIterator[None]:
-        """Hold the task's lease, renewed in the background, for the duration of the block."""
-        await self._write(task_id, agent_id)
+        """Hold the task's lease, written after one interval and renewed, for the block."""
+        written = False
 
         async def renew() -> None:
+            nonlocal written
             while True:
                 await asyncio.sleep(self.interval)
                 try:
                     await self._write(task_id, agent_id)
+                    written = True
                 except Exception as exc:  # a missed renewal is retried; the task goes on
                     log.warning("lease renewal failed: %s", type(exc).__name__)
 
@@ -71,18 +75,23 @@ class TaskLeases:
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
-            async with self.engine.begin() as conn:
-                await conn.execute(task_leases.delete().where(task_leases.c.task_id == task_id))
+            if written:
+                async with self.engine.begin() as conn:
+                    await conn.execute(task_leases.delete().where(task_leases.c.task_id == task_id))
 
     async def recover(self, stale_after: float | None = None) -> list[str]:
-        """Fail working tasks whose lease is missing or stale; return their ids."""
-        cutoff = time.time() - (stale_after if stale_after is not None else 3 * self.interval)
+        """Fail working tasks unchanged for *stale_after* seconds and not leased since; return ids."""
+        stale = stale_after if stale_after is not None else 3 * self.interval
+        cutoff = time.time() - stale
+        # The SDK's last_updated is a naive UTC datetime.
+        changed_before = _now() - timedelta(seconds=stale)
         t = self.tasks
         status_text = sa.cast(t.c.status, sa.Text)
         query = (
             sa.select(t.c.id, t.c.status)
             .select_from(t.outerjoin(task_leases, task_leases.c.task_id == t.c.id))
             .where(sa.or_(status_text.like(f"%{WORKING}%"), status_text.like(f"%{SUBMITTED}%")))
+            .where(sa.or_(t.c.last_updated.is_(None), t.c.last_updated < changed_before))
             .where(sa.or_(task_leases.c.task_id.is_(None), task_leases.c.heartbeat_at < cutoff))
         )
         failed: list[str] = []
@@ -104,11 +113,11 @@ class TaskLeases:
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _failed_status() -> dict[str, Any]:
     message = Message(message_id=uuid.uuid4().hex, role=Role.ROLE_AGENT, parts=[Part(text=INTERRUPTED)])
     status = TaskStatus(state=TaskState.TASK_STATE_FAILED, message=message)
-    status.timestamp.FromDatetime(_now())
+    status.timestamp.FromDatetime(datetime.now(UTC))
     return MessageToDict(status)
