@@ -43,6 +43,25 @@ def start(config: Path, port: int) -> subprocess.Popen[bytes]:
     )
 
 
+def sleeper_config(tmp_path: Path, server: dict[str, Any]) -> Path:
+    """A config file: one agent whose only tool may run `sleep`, without approval."""
+    config = tmp_path / "hector.yaml"
+    tool = {
+        "type": "command",
+        "deny_by_default": True,
+        "allowed_commands": ["sleep"],
+        "require_approval": False,
+    }
+    data = {
+        "llms": {"t": {"type": "test"}},
+        "tools": {"execute_command": tool},
+        "agents": {"worker": {"llm": "t", "tools": ["execute_command"]}},
+        "server": server,
+    }
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
 async def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 30
     async with httpx.AsyncClient() as http:
@@ -58,25 +77,7 @@ async def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 async def test_sigkill_mid_task_fails_it_on_restart(tmp_path: Path) -> None:
-    config = tmp_path / "hector.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "llms": {"t": {"type": "test"}},
-                "tools": {
-                    "execute_command": {
-                        "type": "command",
-                        "deny_by_default": True,
-                        "allowed_commands": ["sleep"],
-                        "require_approval": False,
-                        "max_execution_time": "60s",
-                    }
-                },
-                "agents": {"worker": {"llm": "t", "tools": ["execute_command"]}},
-                "server": {"task_lease_interval": "0.3s"},
-            }
-        )
-    )
+    config = sleeper_config(tmp_path, {"task_lease_interval": "0.3s"})
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = start(config, port)
@@ -155,23 +156,7 @@ async def test_a_live_replicas_task_is_left_alone(tmp_path: Path, store: dict[st
 
 
 async def test_sigterm_lets_an_open_stream_finish(tmp_path: Path) -> None:
-    config = tmp_path / "hector.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "llms": {"t": {"type": "test"}},
-                "tools": {
-                    "execute_command": {
-                        "type": "command",
-                        "deny_by_default": True,
-                        "allowed_commands": ["sleep"],
-                        "require_approval": False,
-                    }
-                },
-                "agents": {"worker": {"llm": "t", "tools": ["execute_command"]}},
-            }
-        )
-    )
+    config = sleeper_config(tmp_path, {})
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = start(config, port)

@@ -117,32 +117,21 @@ schema_version = sa.Table(
 )
 
 
-def _v1_sessions(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[sessions, session_messages])
+def _create(*tables: sa.Table) -> Callable[[Connection], None]:
+    def step(conn: Connection) -> None:
+        metadata.create_all(conn, tables=list(tables))
+
+    return step
 
 
-def _v2_approvals(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[approvals])
-
-
-def _v3_quotas(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[quota_usage])
-
-
-def _v4_rag(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[rag_collections, rag_chunks, rag_documents])
-
-
-def _v5_task_leases(conn: Connection) -> None:
-    metadata.create_all(conn, tables=[task_leases])
-
-
+# Numbered, applied once each, in order. A later schema change is a new entry (ALTER, backfill),
+# never an edit of an applied one.
 MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [
-    (1, _v1_sessions),
-    (2, _v2_approvals),
-    (3, _v3_quotas),
-    (4, _v4_rag),
-    (5, _v5_task_leases),
+    (1, _create(sessions, session_messages)),
+    (2, _create(approvals)),
+    (3, _create(quota_usage)),
+    (4, _create(rag_collections, rag_chunks, rag_documents)),
+    (5, _create(task_leases)),
 ]
 
 
