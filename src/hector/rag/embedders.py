@@ -15,6 +15,7 @@ from hector.config.schema import EmbedderConfig
 from hector.config.tls import effective_tls, embedder_component
 from hector.errors import ConfigError, ProviderError
 from hector.http_client import create_async_client
+from hector.tls import describe_tls_error, find_tls_error
 
 OPENAI_DIMENSIONS = {
     "text-embedding-3-small": 1536,
@@ -132,6 +133,14 @@ class OpenAIEmbedder(Embedder):
         extra: dict[str, Any] = {"dimensions": self._dimensions_param} if self._dimensions_param else {}
         try:
             response = await self._client.embeddings.create(model=self.model, input=texts, **extra)
+        except openai.APIConnectionError as exc:
+            reason = exc.__cause__ or exc
+            if find_tls_error(reason) is not None:
+                raise ProviderError(
+                    f"embedder {self.name!r} (openai): TLS connection failed: {describe_tls_error(reason)} "
+                    f"(TLS options go in embedders.{self.name} or at the top level)"
+                ) from exc
+            raise ProviderError(f"embedder {self.name!r} (openai): cannot connect: {reason}") from exc
         except openai.APIError as exc:
             raise ProviderError(f"embedder {self.name!r} (openai): {type(exc).__name__}: {exc}") from exc
         # The API may answer out of order; `index` says which input each vector belongs to.
