@@ -182,13 +182,13 @@ def create_app(runtime: Runtime, own_runtime: bool = True) -> Starlette:
             return JSONResponse({"status": "unavailable", "problems": problems}, status_code=503)
         return JSONResponse({"status": "ready"})
 
-    async def discovery(request: Request) -> Response:
+    def visible(request: Request) -> dict[str, AgentEndpoints]:
+        """The agents this caller may see: internal ones only when authenticated."""
         signed_in = principal_of(request.scope) is not None
-        cards = [
-            endpoints.card(request)
-            for endpoints in exposed.values()
-            if endpoints.entry.agent.visibility == "public" or signed_in
-        ]
+        return {a: e for a, e in exposed.items() if e.entry.agent.visibility == "public" or signed_in}
+
+    async def discovery(request: Request) -> Response:
+        cards = [endpoints.card(request) for endpoints in visible(request).values()]
         return JSONResponse({"agents": cards, "total": len(cards)})
 
     public = [e for e in exposed.values() if e.entry.agent.visibility == "public"]
@@ -200,15 +200,8 @@ def create_app(runtime: Runtime, own_runtime: bool = True) -> Starlette:
 
     async def unknown_agent(request: Request) -> Response:
         name = request.path_params["name"].split("/")[0]
-        # List only what discovery would show this caller: internal agents are hidden from
-        # unauthenticated callers, and a 404 must not name them either.
-        signed_in = principal_of(request.scope) is not None
-        available = sorted(
-            agent_id
-            for agent_id, endpoints in exposed.items()
-            if endpoints.entry.agent.visibility == "public" or signed_in
-        )
-        return _error(404, f"agent {name!r} not found", available=available)
+        # List only what discovery shows this caller: a 404 must not name hidden agents either.
+        return _error(404, f"agent {name!r} not found", available=sorted(visible(request)))
 
     routes: list[BaseRoute] = [
         Route("/health", health, methods=["GET"]),
