@@ -108,6 +108,9 @@ def serve(
     ] = None,
     auth_issuer: Annotated[str | None, typer.Option(help="Expected JWT issuer (iss).")] = None,
     auth_audience: Annotated[str | None, typer.Option(help="Expected JWT audience (aud).")] = None,
+    config_watch: Annotated[
+        bool, typer.Option("--config-watch", help="Apply changes to the --config file while serving.")
+    ] = False,
     auth_required: Annotated[
         bool, typer.Option("--auth-required/--no-auth-required", help="Refuse unauthenticated requests.")
     ] = True,
@@ -149,7 +152,9 @@ def serve(
         loaded = parse_config(data, "<zero-config>")
         if auth_warning:
             loaded.warnings.append(auth_warning)
-    run_server(loaded, host, port, log_level, log_format)
+        if config_watch:
+            raise ConfigError("--config-watch needs --config: there is no file to watch in zero-config mode")
+    run_server(loaded, host, port, log_level, log_format, watch=config_watch)
 
 
 @app.command()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
+from pathlib import Path
 
 import uvicorn
 from rich.console import Console
+from starlette.types import ASGIApp
 
 from hector.assembly import build_runtime
 from hector.config import LoadedConfig
@@ -15,6 +18,7 @@ from hector.config.checks import outbound
 from hector.logsetup import setup_logging
 from hector.security.redact import collect_secrets
 from hector.server.app import create_app
+from hector.server.reload import ReloadingApp
 from hector.tls import insecure_warning
 
 log = logging.getLogger("hector.server")
@@ -46,15 +50,28 @@ def serve(
     port: int | None,
     log_level: str | None,
     log_format: str | None,
+    watch: bool = False,
 ) -> None:
     cfg = loaded.config
-    setup_logging(
-        log_level or cfg.logger.level, log_format or cfg.logger.format, cfg.logger.file, collect_secrets(cfg)
-    )
-    runtime = build_runtime(cfg, loaded.base_dir)
+
+    def configure_logging(current: LoadedConfig) -> None:
+        c = current.config
+        setup_logging(
+            log_level or c.logger.level, log_format or c.logger.format, c.logger.file, collect_secrets(c)
+        )
+
+    configure_logging(loaded)
     # The runtime (databases, MCP servers, document indexing) starts before uvicorn, so a
     # failure there is one clear error line from the CLI, not a traceback from the ASGI lifespan.
-    app = create_app(runtime, own_runtime=False)
+    owner: contextlib.AbstractAsyncContextManager[object]
+    app: ASGIApp
+    if watch:
+        reloading = ReloadingApp(Path(loaded.source), loaded, on_reload=configure_logging)
+        app, owner = reloading, reloading
+    else:
+        runtime = build_runtime(cfg, loaded.base_dir)
+        app = create_app(runtime, own_runtime=False)
+        owner = runtime
     bind_host = host or cfg.server.host
     bind_port = port or cfg.server.port
     tls = cfg.server.tls if cfg.server.tls and cfg.server.tls.enabled else None
@@ -76,7 +93,7 @@ def serve(
     )
 
     async def run() -> None:
-        async with runtime:
+        async with owner:
             announce(loaded, Console(stderr=True, soft_wrap=True), f"{scheme}://{bind_host}:{bind_port}")
             await uvicorn.Server(config).serve()
 
