@@ -38,7 +38,7 @@ def served(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[LoadedConfig
     """Records the configuration `hector serve` would run, instead of running it."""
     monkeypatch.chdir(tmp_path)  # no stray .env files
     calls: list[LoadedConfig] = []
-    monkeypatch.setattr(serve_module, "serve", lambda loaded, *args: calls.append(loaded))
+    monkeypatch.setattr(serve_module, "serve", lambda loaded, *args, **kwargs: calls.append(loaded))
     return calls
 
 

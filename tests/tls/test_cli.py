@@ -65,7 +65,10 @@ def test_serve_refuses_unreadable_tls_files(
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "k")
     monkeypatch.setattr(serve_module, "setup_logging", lambda *a, **k: None)
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("the server must not start"))
+    async def must_not_serve(*args: object, **kwargs: object) -> None:
+        pytest.fail("the server must not start")
+
+    monkeypatch.setattr(uvicorn.Server, "serve", must_not_serve)
     config, messages = unreadable_files(tmp_path, certs)
     assert main(["serve", "--config", str(write(tmp_path, config))]) == 1
     err = flat(capsys.readouterr().err)
