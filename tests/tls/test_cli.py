@@ -65,6 +65,7 @@ def test_serve_refuses_unreadable_tls_files(
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "k")
     monkeypatch.setattr(serve_module, "setup_logging", lambda *a, **k: None)
+
     async def must_not_serve(*args: object, **kwargs: object) -> None:
         pytest.fail("the server must not start")
 
