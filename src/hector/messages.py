@@ -6,7 +6,6 @@ wire types; everything below it speaks these.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -151,7 +150,3 @@ class ApprovalRequiredEvent:
 
 
 AgentEvent = TextDelta | ToolCallEvent | ToolResultEvent | StatusEvent | FinalEvent | ApprovalRequiredEvent
-
-
-def dumps_arguments(arguments: dict[str, Any]) -> str:
-    return json.dumps(arguments, ensure_ascii=False, sort_keys=True)

@@ -61,9 +61,6 @@ class SummaryBufferMemory:
         self.threshold = threshold
         self.target = target
 
-    def needs_summary(self, history: Sequence[ChatMessage], summarized_upto: int) -> bool:
-        return estimate_tokens(history[summarized_upto:]) > self.budget * self.threshold
-
     async def view(
         self, history: Sequence[ChatMessage], summary: str | None, summarized_upto: int
     ) -> MemoryView:

@@ -174,11 +174,3 @@ def create_engine(url: str) -> AsyncEngine:
             cursor.close()
 
     return engine
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced, for logs and errors."""
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return "<invalid database URL>"
