@@ -21,6 +21,15 @@ from hector.tools import Tool, ToolContext
 Visibility = Literal["public", "internal", "private"]
 
 
+async def final_text(events: AsyncIterator[AgentEvent]) -> str:
+    """The text of a run's final event, once the run is over."""
+    final = ""
+    async for event in events:
+        if event.kind == "final":
+            final = event.text
+    return final
+
+
 class AgentLike(Protocol):
     """What the server, agent_call and the cards need of an agent: a native ``Agent`` or an
     external one (``hector.agent.remote.RemoteAgent``)."""
@@ -167,8 +176,4 @@ class Agent:
 
     async def run(self, text: str, *, context_id: str, user: str = "anonymous") -> str:
         """Run to the end and return the final text."""
-        final = ""
-        async for event in self.run_stream(text, context_id=context_id, user=user):
-            if event.kind == "final":
-                final = event.text
-        return final
+        return await final_text(self.run_stream(text, context_id=context_id, user=user))

@@ -20,6 +20,7 @@ from a2a.client.errors import A2AClientError
 from a2a.helpers.proto_helpers import get_text_parts
 from a2a.types.a2a_pb2 import Message, Part, Role, SendMessageRequest, StreamResponse, TaskState
 
+from hector.agent import final_text
 from hector.agent.approval import ApprovalError, Decision, PendingApproval
 from hector.config.schema import AgentConfig
 from hector.errors import AgentRunError
@@ -133,11 +134,7 @@ class RemoteAgent:
         return "", None
 
     async def run(self, text: str, *, context_id: str, user: str = "anonymous") -> str:
-        final = ""
-        async for event in self.run_stream(text, context_id=context_id, user=user):
-            if event.kind == "final":
-                final = event.text
-        return final
+        return await final_text(self.run_stream(text, context_id=context_id, user=user))
 
     async def pending_approval(self, task_id: str) -> PendingApproval | None:
         return None
