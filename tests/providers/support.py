@@ -17,6 +17,7 @@ from hector.messages import (
     ToolSpec,
 )
 from hector.providers import Model, build_model
+from tests.llm_server import ScriptedLLMServer
 
 API_KEY = "sk-test-secret-0123456789"
 
@@ -91,3 +92,18 @@ async def model_factory(base: dict[str, Any]) -> AsyncIterator[ModelFactory]:
     yield make
     for model in made:
         await model.aclose()
+
+
+def scripted_llm(provider: str, server: ScriptedLLMServer, **tls: object) -> LLMConfig:
+    """An llms entry of *provider* pointing at the scripted server, failing fast (no retries)."""
+    return LLMConfig.model_validate(
+        {
+            "type": provider,
+            "model": "m",
+            "host": f"{server.url}/v1" if provider == "openai" else server.url,
+            "api_key": None if provider == "ollama" else "k",
+            "max_retries": 0,
+            "timeout": 5,
+            **tls,
+        }
+    )

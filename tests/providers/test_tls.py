@@ -13,6 +13,7 @@ from hector.errors import ConfigError, ProviderError
 from hector.messages import ChatMessage
 from hector.providers import build_model
 from tests.llm_server import ScriptedLLMServer
+from tests.providers.support import scripted_llm
 
 PROVIDERS = ["openai", "anthropic", "gemini", "ollama"]
 
@@ -29,20 +30,6 @@ def https_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Scr
     server.stop()
 
 
-def config(provider: str, server: ScriptedLLMServer, **tls: object) -> LLMConfig:
-    return LLMConfig.model_validate(
-        {
-            "type": provider,
-            "model": "m",
-            "host": f"{server.url}/v1" if provider == "openai" else server.url,
-            "api_key": None if provider == "ollama" else "k",
-            "max_retries": 0,
-            "timeout": 5,
-            **tls,
-        }
-    )
-
-
 async def ask(cfg: LLMConfig) -> str:
     model = build_model("secure", cfg)
     try:
@@ -55,19 +42,19 @@ async def ask(cfg: LLMConfig) -> str:
 async def test_unknown_ca_is_refused(provider: str, https_server: tuple[ScriptedLLMServer, Path]) -> None:
     server, _ = https_server
     with pytest.raises(ProviderError, match="x509: certificate signed by unknown authority"):
-        await ask(config(provider, server))
+        await ask(scripted_llm(provider, server))
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_configured_ca_is_trusted(provider: str, https_server: tuple[ScriptedLLMServer, Path]) -> None:
     server, ca = https_server
-    assert await ask(config(provider, server, ca_certificate=str(ca))) == "over TLS"
+    assert await ask(scripted_llm(provider, server, ca_certificate=str(ca))) == "over TLS"
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_insecure_skip_verify(provider: str, https_server: tuple[ScriptedLLMServer, Path]) -> None:
     server, _ = https_server
-    assert await ask(config(provider, server, insecure_skip_verify=True)) == "over TLS"
+    assert await ask(scripted_llm(provider, server, insecure_skip_verify=True)) == "over TLS"
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

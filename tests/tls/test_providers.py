@@ -12,6 +12,7 @@ from hector.errors import ProviderError
 from hector.messages import ChatMessage
 from hector.providers import build_model
 from tests.llm_server import ScriptedLLMServer
+from tests.providers.support import scripted_llm
 from tests.tls.conftest import Certs, insecure_records
 
 PROVIDERS = ["openai", "anthropic", "gemini", "ollama"]
@@ -27,20 +28,6 @@ def servers(certs: Certs) -> Iterator[dict[str, ScriptedLLMServer]]:
     yield running
     for server in running.values():
         server.stop()
-
-
-def llm(provider: str, server: ScriptedLLMServer, **tls: object) -> LLMConfig:
-    return LLMConfig.model_validate(
-        {
-            "type": provider,
-            "model": "m",
-            "host": f"{server.url}/v1" if provider == "openai" else server.url,
-            "api_key": None if provider == "ollama" else "k",
-            "max_retries": 0,
-            "timeout": 5,
-            **tls,
-        }
-    )
 
 
 async def ask(cfg: LLMConfig, top_level: dict[str, object] | None = None) -> str:
@@ -71,7 +58,7 @@ async def test_tls_failures_name_the_host_the_reason_and_the_fix(
     certs: Certs,
 ) -> None:
     server = servers[leaf]
-    cfg = llm(provider, server, **({"ca_certificate": certs.ca} if trust_ca else {}))
+    cfg = scripted_llm(provider, server, **({"ca_certificate": certs.ca} if trust_ca else {}))
     with pytest.raises(ProviderError, match=expected) as caught:
         await ask(cfg)
     message = caught.value.message
@@ -84,10 +71,10 @@ async def test_top_level_ca_certificate_is_the_default(
     provider: str, servers: dict[str, ScriptedLLMServer], certs: Certs
 ) -> None:
     server = servers["good"]
-    assert await ask(llm(provider, server), {"ca_certificate": certs.ca}) == "over TLS"
+    assert await ask(scripted_llm(provider, server), {"ca_certificate": certs.ca}) == "over TLS"
     # The component's own setting wins over the default.
     with pytest.raises(ProviderError, match="unknown authority"):
-        await ask(llm(provider, server, ca_certificate=None), {"ca_certificate": certs.ca})
+        await ask(scripted_llm(provider, server, ca_certificate=None), {"ca_certificate": certs.ca})
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -96,5 +83,8 @@ async def test_top_level_insecure_default_warns_for_the_provider_once(
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="hector.tls"):
         for _ in range(2):
-            assert await ask(llm(provider, servers["expired"]), {"insecure_skip_verify": True}) == "over TLS"
+            assert (
+                await ask(scripted_llm(provider, servers["expired"]), {"insecure_skip_verify": True})
+                == "over TLS"
+            )
     assert len(insecure_records(caplog, f"LLM provider {provider} (secure)")) == 1
