@@ -26,22 +26,17 @@ POSTGRES_ADMIN_URL = os.environ.get(
 
 
 @contextlib.asynccontextmanager
-async def serve_app(app: Any, **tls: Any) -> AsyncIterator[str]:
-    """Serve *app* on a free loopback port; *tls* are uvicorn's ``ssl_*`` options (HTTPS)."""
-    server = uvicorn.Server(
-        # proxy_headers off, as `hector serve` runs it: only server.trusted_proxies decides whom
-        # to believe about X-Forwarded-For.
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=0,
-            log_config=None,
-            lifespan="on",
-            access_log=False,
-            proxy_headers=False,
-            **tls,
-        )
-    )
+async def serve_app(app: Any, host: str = "127.0.0.1", **options: Any) -> AsyncIterator[str]:
+    """Serve *app* on a free port of *host*; *options* go to ``uvicorn.Config`` (``ssl_*`` for HTTPS)."""
+    # proxy_headers off, as `hector serve` runs it: only server.trusted_proxies decides whom to
+    # believe about X-Forwarded-For.
+    settings: dict[str, Any] = {
+        "log_config": None,
+        "lifespan": "on",
+        "access_log": False,
+        "proxy_headers": False,
+    }
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=0, **(settings | options)))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -49,8 +44,9 @@ async def serve_app(app: Any, **tls: Any) -> AsyncIterator[str]:
             raise RuntimeError("server stopped during start-up")
         await asyncio.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
+    scheme = "https" if options.get("ssl_certfile") else "http"
     try:
-        yield f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+        yield f"{scheme}://{host}:{port}"
     finally:
         server.should_exit = True
         await task

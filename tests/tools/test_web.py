@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import socket
 import time
@@ -14,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 import trustme
-import uvicorn
 from a2a.types.a2a_pb2 import TaskState
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -25,7 +23,7 @@ from hector.config.schema import ToolConfig
 from hector.errors import ConfigError, ToolError
 from hector.tools import ToolContext, web
 from hector.tools.registry import ToolEnv, build_tool
-from tests.harness import running_hector
+from tests.harness import running_hector, serve_app
 from tests.server.test_a2a import client_for, final_text, request
 
 CTX = ToolContext(agent_id="agent", context_id="ctx", task_id=None, user="alice")
@@ -72,32 +70,9 @@ async def _endless() -> AsyncIterator[bytes]:
         await asyncio.sleep(0)
 
 
-@contextlib.asynccontextmanager
-async def serve(app: Any, host: str = "127.0.0.1", certfile: str | None = None) -> AsyncIterator[str]:
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=host,
-            port=0,
-            log_config=None,
-            lifespan="off",
-            access_log=False,
-            timeout_graceful_shutdown=1,
-            ssl_certfile=certfile,
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            task.result()
-            raise RuntimeError("server stopped during start-up")
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"{'https' if certfile else 'http'}://{host}:{port}"
-    finally:
-        server.should_exit = True
-        await task
+def serve(app: Any, host: str = "127.0.0.1", certfile: str | None = None) -> Any:
+    # Short graceful shutdown: some targets stream forever.
+    return serve_app(app, host, lifespan="off", timeout_graceful_shutdown=1, ssl_certfile=certfile)
 
 
 @pytest.fixture
