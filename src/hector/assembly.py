@@ -5,6 +5,7 @@ Everything here runs once, before serving; ``hector.runtime.Runtime`` owns what 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,7 @@ from a2a.server.context import ServerCallContext
 from a2a.server.tasks import InMemoryTaskStore, TaskStore
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hector.a2a.executor import user_of
 from hector.agent import Agent, AgentLike
 from hector.agent.memory import BufferWindowMemory, SummaryBufferMemory, WorkingMemory
 from hector.agent.remote import RemoteAgent
@@ -39,13 +41,11 @@ if TYPE_CHECKING:
 DEFAULT_STORE = "default"
 
 
-def _owner_resolver(agent_id: str):  # type: ignore[no-untyped-def]  # returns the SDK's OwnerResolver
+def _owner_resolver(agent_id: str) -> Callable[[ServerCallContext], str]:
     def resolve(context: ServerCallContext) -> str:
         # Tasks are scoped to (agent, user): a task id from one agent, or one user, is not found
         # through another.
-        user = context.user
-        name = user.user_name if user.is_authenticated else ""
-        return f"{agent_id}/{name or 'anonymous'}"
+        return f"{agent_id}/{user_of(context)}"
 
     return resolve
 

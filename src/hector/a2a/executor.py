@@ -22,6 +22,7 @@ from typing import Any
 
 from a2a.helpers.proto_helpers import get_message_text
 from a2a.server.agent_execution import AgentExecutor, RequestContext
+from a2a.server.context import ServerCallContext
 from a2a.server.events import EventQueue
 from a2a.server.tasks.task_updater import TaskUpdater
 from a2a.types.a2a_pb2 import Message, Part, Task, TaskState, TaskStatus
@@ -40,8 +41,9 @@ from hector.stores.sessions import SessionAccessError
 log = logging.getLogger("hector.a2a")
 
 
-def owner_of(context: RequestContext) -> str:
-    user = context.call_context.user if context.call_context else None
+def user_of(call_context: ServerCallContext | None) -> str:
+    """Who is calling: the authenticated subject, or ``anonymous``."""
+    user = call_context.user if call_context is not None else None
     name = user.user_name if user is not None and user.is_authenticated else ""
     return name or "anonymous"
 
@@ -85,7 +87,7 @@ class HectorAgentExecutor(AgentExecutor):
                 )
             )
         updater = TaskUpdater(event_queue, task_id, context_id)
-        user = owner_of(context)
+        user = user_of(context.call_context)
         if task is not None and task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED:
             await self._resume(updater, message, task_id, user)
             return
