@@ -46,6 +46,11 @@ def credential_headers(cfg: AgentConfig) -> dict[str, str]:
     return {"Authorization": f"Bearer {token.get_secret_value()}"} if token is not None else {}
 
 
+def underlying(exc: BaseException) -> BaseException:
+    """The error behind an a2a-sdk client error (the HTTP or TLS failure says what went wrong)."""
+    return exc.__cause__ if isinstance(exc, A2AClientError) and exc.__cause__ else exc
+
+
 def _text(parts: Sequence[Part]) -> str:
     return "".join(get_text_parts(parts))
 
@@ -103,7 +108,7 @@ class RemoteAgent:
             finally:
                 await client.close()
         except (httpx.HTTPError, A2AClientError) as exc:
-            cause = exc.__cause__ if isinstance(exc, A2AClientError) and exc.__cause__ else exc
+            cause = underlying(exc)
             reason = describe_tls_error(cause) if isinstance(cause, httpx.HTTPError) else str(cause)
             raise AgentRunError(f"external agent {self.id!r} at {self.url} failed: {reason}") from None
         finally:

@@ -27,6 +27,7 @@ from a2a.types.a2a_pb2 import (
 from google.protobuf.json_format import MessageToDict, ParseDict
 from google.protobuf.struct_pb2 import Value
 
+from hector.agent.remote import underlying
 from hector.errors import ClientError
 
 
@@ -47,7 +48,8 @@ def _http(token: str | None, timeout: float = 600.0) -> httpx.AsyncClient:
     return httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(timeout, connect=10.0))
 
 
-def _describe(exc: BaseException, url: str) -> str:
+def _describe(error: BaseException, url: str) -> str:
+    exc = underlying(error)
     if isinstance(exc, httpx.ConnectError):
         return f"cannot reach {url}: is the server running (`hector serve`) and is --url right?"
     if isinstance(exc, httpx.HTTPStatusError):
@@ -71,13 +73,11 @@ async def connect(target: Target, streaming: bool) -> AsyncIterator[tuple[Client
         client = ClientFactory(ClientConfig(streaming=streaming, httpx_client=http)).create(card)
     except (httpx.HTTPError, A2AClientError) as exc:
         await http.aclose()
-        cause = exc.__cause__ if isinstance(exc, A2AClientError) and exc.__cause__ else exc
-        raise ClientError(_describe(cause, target.agent_url)) from None
+        raise ClientError(_describe(exc, target.agent_url)) from None
     try:
         yield client, card
     except (httpx.HTTPError, A2AClientError) as exc:
-        cause = exc.__cause__ if isinstance(exc, A2AClientError) and exc.__cause__ else exc
-        raise ClientError(_describe(cause, target.agent_url)) from None
+        raise ClientError(_describe(exc, target.agent_url)) from None
     finally:
         await client.close()
         await http.aclose()
@@ -118,8 +118,7 @@ async def get_card(target: Target) -> dict[str, Any]:
         try:
             card = await A2ACardResolver(http, target.agent_url).get_agent_card()
         except (httpx.HTTPError, A2AClientError) as exc:
-            cause = exc.__cause__ if isinstance(exc, A2AClientError) and exc.__cause__ else exc
-            raise ClientError(_describe(cause, target.agent_url)) from None
+            raise ClientError(_describe(exc, target.agent_url)) from None
     return MessageToDict(card)
 
 
