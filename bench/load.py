@@ -1,7 +1,8 @@
 """Load benchmark: Hector serving a trivial `test`-model agent vs. a bare Starlette floor.
 
 Prints figures; it is not a test. Usage: ``.venv/bin/python bench/load.py [--requests N]
-[--concurrency C] [--duration-cap S] [--json]``. Exits 1 if any request failed.
+[--concurrency C] [--duration-cap S] [--postgres [ADMIN_URL]] [--json]``. Exits 1 if any request
+failed.
 """
 
 from __future__ import annotations
@@ -24,14 +25,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 import yaml
+from sqlalchemy.ext.asyncio import create_async_engine
 
 BENCH_DIR = Path(__file__).resolve().parent
 PATH = "/agents/echo"
 HEADERS = {"A2A-Version": "1.0", "Content-Type": "application/json"}
 WARMUP = 50
 FLOOR_CMD = [sys.executable, "-m", "uvicorn", "floor_app:app", "--log-level=warning", "--no-access-log"]
-ROW = "{:<8}{:>9}{:>8}{:>9}{:>9}{:>9}{:>9}{:>13}"
+ROW = "{:<10}{:>9}{:>8}{:>9}{:>9}{:>9}{:>9}{:>13}{:>12}"
+POSTGRES_ADMIN_URL = "postgresql+asyncpg://root@127.0.0.1:5432/test"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -44,6 +49,7 @@ class Figures:
     p90_ms: float
     p99_ms: float
     peak_rss_mb: float
+    cpu_ms_per_request: float  # the server process's CPU time (all threads) / measured requests
     capped: bool  # stopped by --duration-cap before sending all requests
 
 
@@ -58,6 +64,12 @@ def peak_rss_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024  # kB
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process *pid* so far (``/proc/<pid>/stat`` fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def body(i: int) -> bytes:
@@ -86,12 +98,18 @@ def is_completed(response: httpx.Response, i: int) -> bool:
 
 @contextlib.contextmanager
 def server(
-    name: str, argv: list[str], port: int, ready_path: str, logs: Path
+    name: str, argv: list[str], port: int, ready_path: str, logs: Path, env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start a server subprocess, wait until it answers on ``ready_path``, always stop it."""
     log_file = logs / f"{name}.log"
     with log_file.open("wb") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=BENCH_DIR.parent)
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=BENCH_DIR.parent,
+            env={**os.environ, **(env or {})},
+        )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -150,10 +168,12 @@ async def load(base: str, total: int, concurrency: int, cap: float, pid: int) ->
 
         await asyncio.gather(*(worker(WARMUP, time.monotonic() + cap, False) for _ in range(concurrency)))
         next_id = 0
+        cpu_start = cpu_seconds(pid)
         start = time.perf_counter()
         deadline = time.monotonic() + cap
         await asyncio.gather(*(worker(total, deadline, True) for _ in range(concurrency)))
         seconds = time.perf_counter() - start
+        cpu = cpu_seconds(pid) - cpu_start
 
     done = len(latencies) + errors
     latencies.sort()
@@ -166,40 +186,72 @@ async def load(base: str, total: int, concurrency: int, cap: float, pid: int) ->
         p90_ms=round(percentile(latencies, 90), 2),
         p99_ms=round(percentile(latencies, 99), 2),
         peak_rss_mb=round(peak_rss_mb(pid), 1),
+        cpu_ms_per_request=round(cpu * 1000 / done, 2) if done else float("nan"),
         capped=done < total,
     )
 
 
+@contextlib.contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for the run (created through *admin_url*), dropped after."""
+    name = f"hector_bench_{uuid.uuid4().hex[:10]}"
+
+    async def admin(sql: str) -> None:
+        engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(sa.text(sql))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def hector_config(tmp: Path, name: str, database_url: str | None) -> Path:
+    """One agent ``echo`` on the offline test model; SQLite in a data dir unless *database_url*."""
+    config: dict[str, Any] = {
+        "llms": {"t": {"type": "test"}},
+        "agents": {"echo": {"llm": "t"}},
+        "server": {"data_dir": str(tmp / f"{name}-data")},
+    }
+    if database_url:
+        config["session_stores"] = {"main": {"backend": "sql", "url": database_url}}
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Figures] = {}
-    with tempfile.TemporaryDirectory(prefix="hector-bench-") as tmp:
-        tmp_dir = Path(tmp)
-        config = tmp_dir / "hector.yaml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "llms": {"t": {"type": "test"}},
-                    "agents": {"echo": {"llm": "t"}},
-                    "server": {"data_dir": f"{tmp}/data"},
-                }
-            )
-        )
+    with contextlib.ExitStack() as stack:
+        tmp_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hector-bench-")))
         hector = str(Path(sys.executable).parent / "hector")
-        hector_port, floor_port = free_port(), free_port()
-        targets = {
-            "hector": (
-                [hector, "serve", "--config", str(config), "--port", str(hector_port), "--log-level", "warn"],
-                hector_port,
-                "/health",
-            ),
-            "floor": (
-                [*FLOOR_CMD, "--app-dir", str(BENCH_DIR), "--host", "127.0.0.1", "--port", str(floor_port)],
-                floor_port,
-                PATH,
-            ),
-        }
-        for name, (argv, port, ready) in targets.items():
-            with server(name, argv, port, ready, tmp_dir) as proc:
+        databases: dict[str, str | None] = {"hector": None}
+        if args.postgres:
+            databases["hector-pg"] = stack.enter_context(postgres_database(args.postgres))
+        # --baseline: the same servers again from another source tree (e.g. `git archive` of an
+        # older commit), first, so before and after are measured in one run.
+        sources = {"before": {"PYTHONPATH": str(Path(args.baseline).resolve())}} if args.baseline else {}
+        sources["hector"] = {}
+        targets: dict[str, tuple[list[str], int, str, dict[str, str]]] = {}
+        for source, env in sources.items():
+            for name, database in databases.items():
+                label = name.replace("hector", source)
+                if database and source != "hector":  # each server gets a fresh database
+                    database = stack.enter_context(postgres_database(args.postgres))
+                port = free_port()
+                config = hector_config(tmp_dir, label, database)
+                argv = [hector, "serve", "--config", str(config), "--port", str(port), "--log-level", "warn"]
+                targets[label] = (argv, port, "/health", env)
+        port = free_port()
+        floor_argv = [*FLOOR_CMD, "--app-dir", str(BENCH_DIR), "--host", "127.0.0.1", "--port", str(port)]
+        targets["floor"] = (floor_argv, port, PATH, {})
+        for name, (argv, port, ready, env) in targets.items():
+            with server(name, argv, port, ready, tmp_dir, env) as proc:
                 base = f"http://127.0.0.1:{port}"
                 results[name] = asyncio.run(
                     load(base, args.requests, args.concurrency, args.duration_cap, proc.pid)
@@ -225,9 +277,20 @@ def print_table(report: dict[str, Any]) -> None:
         f"{report['date']}  cpus={report['cpus']}  concurrency={report['concurrency']}  "
         f"requests={report['requests']}  cap={report['duration_cap_s']}s"
     )
-    print(ROW.format("target", "requests", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms", "peak RSS MB"))
+    header = (
+        "target",
+        "requests",
+        "errors",
+        "req/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "peak RSS MB",
+        "CPU ms/req",
+    )
+    print(ROW.format(*header))
     for name, f in report["targets"].items():
-        figures = (f["rps"], f["p50_ms"], f["p90_ms"], f["p99_ms"], f["peak_rss_mb"])
+        figures = (f["rps"], f["p50_ms"], f["p90_ms"], f["p99_ms"], f["peak_rss_mb"], f["cpu_ms_per_request"])
         row = ROW.format(name, f["requests"], f["errors"], *(f"{x:.1f}" for x in figures))
         print(row + ("  (hit duration cap)" if f["capped"] else ""))
     ratio = report["ratio_hector_over_floor"]
@@ -242,6 +305,19 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients (and connections)")
     parser.add_argument(
         "--duration-cap", type=float, default=60.0, help="stop sending after this many seconds"
+    )
+    parser.add_argument(
+        "--postgres",
+        nargs="?",
+        const=POSTGRES_ADMIN_URL,
+        metavar="ADMIN_URL",
+        help="also load Hector on PostgreSQL: a fresh database, made and dropped through ADMIN_URL"
+        f" (default {POSTGRES_ADMIN_URL})",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="SRC_DIR",
+        help="also load Hector from this source tree (its src/ folder, put first on PYTHONPATH)",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()

@@ -24,6 +24,7 @@ from hector.errors import ConfigError
 from hector.providers import Model, ModelSettings, build_model
 from hector.runtime import AgentEntry, Runtime
 from hector.stores.approvals import ApprovalStore, MemoryApprovalStore, SQLApprovalStore
+from hector.stores.checkpoints import CheckpointStore
 from hector.stores.db import create_engine, sqlite_url
 from hector.stores.leases import TaskLeases
 from hector.stores.quotas import MemoryQuotaStore, Quotas, QuotaStore, SQLQuotaStore
@@ -35,7 +36,11 @@ from hector.tools.agent_call import AgentCallTool
 from hector.tools.registry import ToolEnv, build_tool
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+    from hector.agent.longterm import LongTermMemory
     from hector.rag import DocumentStore, Library
+    from hector.rag.retrieval import ContextInjector, Searcher
     from hector.tools.mcp import MCPToolSource
 
 DEFAULT_STORE = "default"
@@ -86,10 +91,12 @@ class _Builder:
         self.quota_sets: dict[str, Quotas] = {}
         self.task_stores: list[TaskStore] = []
         self.leases: dict[int, TaskLeases] = {}
+        self.redis: Redis | None = None
         self.built_agents: dict[str, AgentLike] = {}
         """Filled once every agent is built; agent_call tools look callees up here."""
         self.library: Library | None = None
         self.agent_stores: dict[str, list[DocumentStore]] = {}
+        self.searchers: dict[str, Searcher] = {}
         self.mcp_sources: dict[str, MCPToolSource] = {}
         self.mcp_listed: dict[str, list[str]] = {}
 
@@ -160,7 +167,12 @@ class _Builder:
             cfg = self.config.tools.get(name) or ToolConfig()
             if not cfg.enabled:
                 raise ConfigError(f"tool {name!r} is disabled (enabled: false) but an agent lists it")
-            env = ToolEnv(base_dir=self.base_dir, tls_defaults=self.config, document_stores=self.agent_stores)
+            env = ToolEnv(
+                base_dir=self.base_dir,
+                tls_defaults=self.config,
+                document_stores=self.agent_stores,
+                searchers=self.searchers,
+            )
             self.tools[name] = build_tool(name, cfg, env)
         return self.tools[name]
 
@@ -177,6 +189,16 @@ class _Builder:
             self.mcp_sources[name] = MCPToolSource(name, cfg, self.base_dir, self.config)
         return self.mcp_sources[name]
 
+    def parser_sources(self) -> None:
+        """The MCP sources the document stores' ``mcp_parsers`` call, listed by agents or not."""
+        if self.library is None:
+            return
+        from hector.rag.mcp_parsers import sources_needed
+
+        for name in sources_needed(self.config, self.library.stores.values()):
+            if name not in self.tools:
+                self.mcp_source(name)
+
     def document_stores(self, cfg: AgentConfig) -> list[DocumentStore]:
         """The stores an agent searches: those it lists, or all when it lists none (SPEC §2.6)."""
         if not self.config.document_stores:
@@ -189,6 +211,33 @@ class _Builder:
         names = self.config.document_stores if cfg.document_stores is None else cfg.document_stores
         return [self.library.stores[n] for n in names if n in self.library.stores]
 
+    def retrieval(self, agent_id: str, cfg: AgentConfig, model: Model) -> ContextInjector | None:
+        """Set up the agent's searcher (for the search tool); its include_context, if enabled."""
+        stores = self.agent_stores[agent_id] = self.document_stores(cfg)
+        if not stores:
+            return None
+        from hector.rag.retrieval import ContextInjector, Searcher
+
+        def model_for(name: str | None) -> Model:
+            return self.model(name) if name else model
+
+        searcher = self.searchers[agent_id] = Searcher(stores, cfg.search, model_for)
+        p = cfg.prompt
+        if not p.include_context:
+            return None
+        return ContextInjector(searcher, p.include_context_limit, p.include_context_max_length)
+
+    def long_term(self, agent_id: str, cfg: AgentConfig) -> LongTermMemory | None:
+        if cfg.memory.long_term is None or not cfg.memory.long_term.enabled:
+            return None
+        from hector.agent.longterm import build_long_term
+        from hector.rag import Library
+
+        if self.library is None:  # no document stores: a library for the memory's parts alone
+            self.library = Library()
+        state = self.engine(SessionStoreConfig())
+        return build_long_term(agent_id, cfg, self.config, self.base_dir, self.library, state)
+
     def agent_tools(self, agent_id: str, cfg: AgentConfig) -> list[Tool]:
         # An agent gets exactly the tools it lists: nothing by default (least privilege). An MCP
         # server's tools are added when the runtime starts and the server says what they are.
@@ -198,6 +247,8 @@ class _Builder:
             names.append("agent_call")  # a supervisor delegates, whatever else it was given
         for name in names:
             declared = self.config.tools.get(name)
+            if declared is not None and declared.internal:
+                continue  # internal: for document parsing only, never an agent's (validate warns)
             if name == "agent_call" or (declared is not None and handler_of(name, declared) == "agent_call"):
                 tools.append(AgentCallTool(agent_id, self.built_agents, self.callable_agents(agent_id, cfg)))
             elif self.mcp_source(name) is None:
@@ -230,17 +281,45 @@ class _Builder:
 
     def remote_agent(self, agent_id: str, cfg: AgentConfig) -> AgentEntry:
         """An external A2A agent, served and callable here like a native one."""
-        remote = RemoteAgent(agent_id, cfg, effective_tls(cfg, self.config), agent_component(agent_id))
-        _, _, task_store = self.stores(agent_id, cfg)
-        return AgentEntry(remote, cfg, task_store, self.task_leases(task_store))
+        _, approvals, task_store = self.stores(agent_id, cfg)
+        tls = effective_tls(cfg, self.config)
+        remote = RemoteAgent(agent_id, cfg, tls, agent_component(agent_id), approvals)
+        return self.entry(remote, cfg, task_store)
 
     def task_leases(self, task_store: TaskStore) -> TaskLeases | None:
         if not isinstance(task_store, LeanDatabaseTaskStore):
             return None
-        return self.leases.setdefault(
-            id(task_store.engine),
-            TaskLeases(task_store.engine, task_store.table(), self.config.server.task_lease_interval),
-        )
+        key = id(task_store.engine)
+        if key not in self.leases:
+            server = self.config.server
+            recovery = server.task_recovery
+            checkpoints = CheckpointStore(task_store.engine) if recovery.resume else None
+            self.leases[key] = TaskLeases(
+                task_store.engine,
+                task_store.table(),
+                server.task_lease_interval,
+                checkpoints,
+                recovery.interrupted_tool_calls,
+            )
+        return self.leases[key]
+
+    def entry(self, agent: AgentLike, cfg: AgentConfig, task_store: TaskStore) -> AgentEntry:
+        """The served agent: its task store, with leases, checkpoints and relay on SQL stores."""
+        leases = self.task_leases(task_store)
+        if isinstance(agent, Agent) and leases is not None:
+            agent.checkpoints = leases.checkpoints
+        events = None
+        relay = self.config.server.event_relay
+        if relay.enabled and isinstance(task_store, LeanDatabaseTaskStore):
+            from redis.asyncio import Redis
+
+            from hector.a2a.relay import RedisTaskEvents
+
+            if self.redis is None:
+                url = relay.redis_url.get_secret_value() if relay.redis_url else "redis://127.0.0.1:6379/0"
+                self.redis = Redis.from_url(url)
+            events = RedisTaskEvents(self.redis, task_store.engine, task_store.table())
+        return AgentEntry(agent, cfg, task_store, leases, events)
 
     def agent(self, agent_id: str, cfg: AgentConfig) -> AgentEntry:
         if cfg.type == "a2a":
@@ -257,7 +336,7 @@ class _Builder:
             settings["output_schema"] = cfg.structured_output.schema_
             settings["output_schema_name"] = cfg.structured_output.name
         sessions, approvals, task_store = self.stores(agent_id, cfg)
-        self.agent_stores[agent_id] = self.document_stores(cfg)
+        context = self.retrieval(agent_id, cfg, model)
         agent = Agent(
             id=agent_id,
             name=cfg.name or agent_id,
@@ -273,8 +352,10 @@ class _Builder:
             visibility=cfg.visibility,
             approvals=approvals,
             quotas=self.quotas(cfg),
+            long_term=self.long_term(agent_id, cfg),
+            context=context,
         )
-        return AgentEntry(agent, cfg, task_store, self.task_leases(task_store))
+        return self.entry(agent, cfg, task_store)
 
 
 def prepare_tls(config: Config) -> None:
@@ -298,6 +379,7 @@ def build_runtime(
     agent_configs = dict(config.agents) or {"assistant": AgentConfig()}
     agents = {agent_id: builder.agent(agent_id, cfg) for agent_id, cfg in agent_configs.items()}
     builder.built_agents.update({agent_id: entry.agent for agent_id, entry in agents.items()})
+    builder.parser_sources()
     return Runtime(
         config,
         agents,
@@ -308,4 +390,5 @@ def build_runtime(
         builder.mcp_listed,
         builder.library,
         leases=list(builder.leases.values()),
+        redis=builder.redis,
     )

@@ -8,6 +8,8 @@
     │   ├── ProviderHTTPError       the provider answered with an error status
     │   └── ProviderTimeoutError    no answer within the configured timeout
     ├── ToolError                   a tool failed; the message is shown to the model
+    ├── VectorStoreError            a vector-store back end failed (connection, TLS, collection)
+    ├── DocumentSourceError         a document store's database or API could not be read
     ├── AgentRunError               the agent loop could not finish (e.g. max iterations)
     └── ClientError                 the CLI's A2A client could not complete a call
 
@@ -59,6 +61,16 @@ class ProviderTimeoutError(ProviderError):
 
 class ToolError(HectorError):
     default_message = "tool failed"
+
+
+class VectorStoreError(HectorError):
+    default_message = "vector store request failed"
+
+
+class DocumentSourceError(HectorError):
+    """A document store's database or API could not be read (never names its credentials)."""
+
+    default_message = "document source could not be read"
 
 
 class AgentRunError(HectorError):

@@ -149,4 +149,21 @@ class ApprovalRequiredEvent:
     kind: Literal["approval_required"] = "approval_required"
 
 
-AgentEvent = TextDelta | ToolCallEvent | ToolResultEvent | StatusEvent | FinalEvent | ApprovalRequiredEvent
+@dataclass(frozen=True)
+class InputRequiredEvent:
+    """The run paused on a question for the user (an external agent asked one); the user's next
+    message on the task is the answer."""
+
+    prompt: str
+    kind: Literal["input_required"] = "input_required"
+
+
+AgentEvent = (
+    TextDelta
+    | ToolCallEvent
+    | ToolResultEvent
+    | StatusEvent
+    | FinalEvent
+    | ApprovalRequiredEvent
+    | InputRequiredEvent
+)

@@ -1,8 +1,9 @@
 """The live objects of a configuration: agents, models, stores, tool servers, documents.
 
-``Runtime`` owns every connection pool; ``async with`` opens (and migrates) the databases, fails
-tasks that a dead server left running, connects MCP servers, indexes documents, and closes
-everything on the way out. ``hector.assembly.build_runtime`` builds one from a ``Config``.
+``Runtime`` owns every connection pool; ``async with`` opens (and migrates) the databases, takes
+over (continues or fails) tasks that a dead server left running, connects MCP servers, indexes
+documents, and closes everything on the way out. ``hector.assembly.build_runtime`` builds one
+from a ``Config``.
 """
 
 from __future__ import annotations
@@ -14,13 +15,16 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING
 
+from a2a.server.cluster import TaskEventStream
 from a2a.server.tasks import DatabaseTaskStore, TaskStore
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hector import observability
 from hector.agent import Agent, AgentLike
 from hector.config.schema import AgentConfig, Config
 from hector.providers import Model
-from hector.stores.db import migrate
+from hector.stores.db import migrate, schema_lock
 from hector.stores.leases import TaskLeases
 
 if TYPE_CHECKING:
@@ -37,6 +41,8 @@ class AgentEntry:
     task_store: TaskStore
     leases: TaskLeases | None = None
     """Leases on the agent's running tasks (SQL stores only)."""
+    events: TaskEventStream | None = None
+    """Relays the agent's task events to the other replicas (``server.event_relay``)."""
 
 
 @dataclass
@@ -52,11 +58,20 @@ class Runtime:
     library: Library | None = None
     """The document stores, indexed on entry so agents search up-to-date folders."""
     leases: list[TaskLeases] = field(default_factory=list)
+    redis: Redis | None = None
+    """The event relay's Redis client, if enabled."""
     _sweeper: asyncio.Task[None] | None = None
+    _watcher: asyncio.Task[None] | None = None
+    watching: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the document stores' folders are watched for changes."""
+    telemetry: observability.Telemetry = observability.NO_TELEMETRY
+    """The app's (set by ``create_app``): start-up indexing, task takeovers and the background
+    tasks started here (watcher, sweeper) are measured with it; they belong to no request."""
 
     async def __aenter__(self) -> Runtime:
         try:
-            await self._start()
+            with observability.activate(self.telemetry):  # tasks created in here inherit it
+                await self._start()
         except BaseException:
             # `async with` runs no __aexit__ when entering fails: close what is open already.
             await self.__aexit__(None, None, None)
@@ -68,16 +83,23 @@ class Runtime:
             await migrate(engine)
         for store in self.task_stores:
             if isinstance(store, DatabaseTaskStore):
-                await store.initialize()
+                async with schema_lock(store.engine):
+                    await store.initialize()
         if self.leases:
-            # Tasks left 'working' by a server that died are failed now, then periodically for
-            # other replicas that die while this one runs.
+            # Tasks left 'working' by a server that died are taken over now, then periodically
+            # for other replicas that die while this one runs.
             await self._recover()
             self._sweeper = asyncio.create_task(self._sweep())
+        # MCP first: a document store with mcp_parsers indexes through MCP tools.
         if self.mcp_sources:
             await self._start_mcp()
         if self.library is not None:
             await self._index_documents(self.library)
+            watched = [s for s in self.library.stores.values() if s.cfg.enable_watch_changes]
+            if watched:
+                from hector.rag.watch import watch
+
+                self._watcher = asyncio.create_task(watch(watched, self.watching))
 
     async def _recover(self) -> None:
         for leases in self.leases:
@@ -93,17 +115,19 @@ class Runtime:
             await self._recover()
 
     async def _index_documents(self, library: Library) -> None:
+        from hector.rag.watch import log_report
+
         for name, docs in library.stores.items():
-            report = await docs.index()
-            log.info(
-                "document store %s indexed: %d added, %d updated, %d removed, %d unchanged, %d chunks",
-                name, report.added, report.updated, report.removed, report.unchanged, report.chunks,
-            )  # fmt: skip
+            log_report(name, await docs.index())
 
     async def _start_mcp(self) -> None:
         from hector.tools.mcp import MCPTool, agent_tools, start_sources
 
         found = await start_sources(self.mcp_sources)
+        if self.library is not None:
+            from hector.rag.mcp_parsers import attach
+
+            attach(self.library.stores.values(), self.mcp_sources, found)
         for agent_id, listed in self.mcp_listed.items():
             agent = self.agents[agent_id].agent
             assert isinstance(agent, Agent)  # only native agents list tools
@@ -114,16 +138,27 @@ class Runtime:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        for task in (self._sweeper, self._watcher):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for source in self.mcp_sources.values():
             await source.aclose()
+        for entry in self.agents.values():
+            # Long-term memories still waiting for a full batch are written before closing.
+            memory = entry.agent.long_term if isinstance(entry.agent, Agent) else None
+            if memory is not None:
+                try:
+                    await memory.flush()
+                except Exception as exc:
+                    log.error("long-term memory of agent %s: final write failed: %s", entry.agent.id, exc)
         for model in self.models.values():
             await model.aclose()
         if self.library is not None:
             await self.library.aclose()
+        if self.redis is not None:
+            await self.redis.aclose()
         for engine in self.engines.values():
             await engine.dispose()
 

@@ -8,9 +8,11 @@ environment variables), and that the container's Hector configuration is valid.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import shlex
+from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
@@ -139,6 +141,18 @@ def manifest(kind: str) -> dict[str, Any]:
     return found[0]
 
 
+def policy(name: str) -> dict[str, Any]:
+    """The NetworkPolicy called *name* (there are two: the seed's and the additive egress one)."""
+    found = [
+        d
+        for p in sorted(K8S.glob("*.yaml"))
+        for d in load_docs(p)
+        if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == name
+    ]
+    assert len(found) == 1, f"expected one NetworkPolicy {name!r}, found {len(found)}"
+    return found[0]
+
+
 def container() -> dict[str, Any]:
     containers = manifest("Deployment")["spec"]["template"]["spec"]["containers"]
     assert [c["name"] for c in containers] == ["hector"]
@@ -194,6 +208,7 @@ def test_kubernetes_manifests_are_one_object_each_in_the_hector_namespace() -> N
         "deployment.yaml": "Deployment",
         "service.yaml": "Service",
         "networkpolicy.yaml": "NetworkPolicy",
+        "networkpolicy-egress.yaml": "NetworkPolicy",
     }
     namespace = manifest("Namespace")
     assert namespace["metadata"]["name"] == NAMESPACE
@@ -379,14 +394,14 @@ def test_service_routes_to_the_hector_pods_on_8080() -> None:
 
 def test_network_policy_equals_the_seeds() -> None:
     seed = yaml.safe_load(SEED_NETWORK_POLICY)
-    policy = manifest("NetworkPolicy")
-    assert policy["apiVersion"] == seed["apiVersion"]
-    assert policy["metadata"] == seed["metadata"]
-    assert policy["spec"] == seed["spec"]
+    ours = policy("hector")
+    assert ours["apiVersion"] == seed["apiVersion"]
+    assert ours["metadata"] == seed["metadata"]
+    assert ours["spec"] == seed["spec"]
 
 
 def test_network_policy_rules() -> None:
-    spec = manifest("NetworkPolicy")["spec"]
+    spec = policy("hector")["spec"]
     assert spec["podSelector"] == {"matchLabels": {"app": "hector"}}
     assert sorted(spec["policyTypes"]) == ["Egress", "Ingress"]
     assert spec["ingress"] == [
@@ -407,10 +422,130 @@ def test_network_policy_rules() -> None:
     }
 
 
-def test_network_policy_applies_to_the_deployment_pods() -> None:
-    selector = manifest("NetworkPolicy")["spec"]["podSelector"]["matchLabels"]
+def test_network_policies_apply_to_the_deployment_pods() -> None:
     labels = manifest("Deployment")["spec"]["template"]["metadata"]["labels"]
-    assert selector.items() <= labels.items()
+    for name in ("hector", "hector-egress"):
+        selector = policy(name)["spec"]["podSelector"]["matchLabels"]
+        assert selector.items() <= labels.items(), name
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Where a Hector pod connects: an address outside the cluster, or a pod in it."""
+
+    port: int
+    ip: str | None = None
+    namespace: str | None = None
+    pod_labels: dict[str, str] = field(default_factory=dict)
+    namespace_labels: dict[str, str] = field(default_factory=dict)
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    assert set(selector) <= {"matchLabels"}, "only matchLabels selectors are modelled here"
+    return dict(selector.get("matchLabels", {})).items() <= labels.items()
+
+
+def _peer_matches(rule_peer: dict[str, Any], peer: Peer) -> bool:
+    """NetworkPolicy peer semantics as most CNIs apply them: an ipBlock matches addresses
+    outside the cluster; pod and namespace selectors match pods, never outside addresses."""
+    if "ipBlock" in rule_peer:
+        if peer.ip is None:
+            return False
+        address = ipaddress.ip_address(peer.ip)
+        block = rule_peer["ipBlock"]
+        return address in ipaddress.ip_network(block["cidr"]) and not any(
+            address in ipaddress.ip_network(cidr) for cidr in block.get("except", [])
+        )
+    if peer.namespace is None:
+        return False
+    if "namespaceSelector" in rule_peer:
+        in_namespace = _selects(rule_peer["namespaceSelector"], peer.namespace_labels)
+    else:
+        in_namespace = peer.namespace == NAMESPACE  # a bare podSelector: the policy's namespace
+    return in_namespace and _selects(rule_peer.get("podSelector", {}), peer.pod_labels)
+
+
+def egress_allowed(names: list[str], peer: Peer) -> bool:
+    """Whether any of the policies *names* lets a Hector pod open *peer* over TCP (they add up)."""
+    for name in names:
+        for rule in policy(name)["spec"].get("egress", []):
+            ports = rule.get("ports", [])
+            if ports and not any(p["port"] == peer.port and p.get("protocol", "TCP") == "TCP" for p in ports):
+                continue
+            if "to" not in rule or any(_peer_matches(to, peer) for to in rule["to"]):
+                return True
+    return False
+
+
+SEED_ONLY = ["hector"]
+BOTH = ["hector", "hector-egress"]
+OPENAI = Peer(443, ip="162.159.140.245")
+METADATA = Peer(443, ip="169.254.169.254")
+
+
+def test_egress_policy_is_additive_and_leaves_ingress_alone() -> None:
+    egress = policy("hector-egress")
+    assert egress["metadata"]["namespace"] == NAMESPACE
+    assert egress["spec"]["podSelector"] == policy("hector")["spec"]["podSelector"]
+    # Egress only: a policy listing Ingress would take part in deciding ingress too.
+    assert egress["spec"]["policyTypes"] == ["Egress"]
+    assert "ingress" not in egress["spec"]
+
+
+def test_https_reaches_external_apis_only_with_the_egress_policy() -> None:
+    assert not egress_allowed(SEED_ONLY, OPENAI), "the seed's namespaceSelector matches no outside address"
+    assert egress_allowed(BOTH, OPENAI)
+    assert egress_allowed(BOTH, Peer(443, ip="8.8.8.8"))
+    assert not egress_allowed(BOTH, Peer(80, ip="8.8.8.8")), "plain HTTP stays closed"
+    assert not egress_allowed(BOTH, Peer(5432, ip="8.8.8.8")), "only 443 goes outside the cluster"
+
+
+def test_cloud_metadata_service_stays_unreachable() -> None:
+    assert not egress_allowed(BOTH, METADATA)
+    assert not egress_allowed(BOTH, Peer(80, ip="169.254.169.254"))
+    [https] = [r for r in policy("hector-egress")["spec"]["egress"] if "ipBlock" in r["to"][0]]
+    assert https == {
+        "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.169.254/32"]}}],
+        "ports": [{"protocol": "TCP", "port": 443}],
+    }
+
+
+def test_services_of_the_deploy_config_are_reachable(container_env: dict[str, str]) -> None:
+    """PostgreSQL, Redis and the OTLP collector, at the ports the deploy config uses, in this
+    namespace or another: the seed's policy alone allows only the first, and only here."""
+    cfg = load_config(CONFIG).config
+    [store] = cfg.session_stores.values()
+    assert store.url is not None and cfg.server.rate_limiting.redis_url is not None
+    database = urlsplit(store.url.get_secret_value()).port
+    redis = urlsplit(cfg.server.rate_limiting.redis_url.get_secret_value()).port
+    tracing = cfg.server.observability.tracing.endpoint
+    assert tracing is not None
+    collector = int(tracing.rsplit(":", 1)[1])
+    assert (database, redis, collector) == (5432, 6379, 4317)
+    postgres_here = Peer(5432, namespace=NAMESPACE, pod_labels={"app": "postgres"})
+    assert egress_allowed(SEED_ONLY, postgres_here)
+    for port, labels in [(5432, {"app": "postgres"}), (6379, {"app": "redis"}), (4317, {"app": "jaeger"})]:
+        for namespace in (NAMESPACE, "observability"):
+            peer = Peer(port, namespace=namespace, pod_labels=labels)
+            assert egress_allowed(BOTH, peer), peer
+            if (port, namespace) != (5432, NAMESPACE):
+                assert not egress_allowed(SEED_ONLY, peer), peer
+    assert egress_allowed(BOTH, Peer(4318, namespace="observability", pod_labels={"app": "collector"}))
+    # A port nobody listed stays closed, inside the cluster too.
+    assert not egress_allowed(BOTH, Peer(8080, namespace="other", pod_labels={"app": "web"}))
+
+
+def test_dns_over_udp_and_tcp_only_to_kube_dns() -> None:
+    dns_rules = [
+        rule
+        for name in BOTH
+        for rule in policy(name)["spec"]["egress"]
+        if any(p["port"] == 53 for p in rule["ports"])
+    ]
+    protocols = {p["protocol"] for rule in dns_rules for p in rule["ports"]}
+    assert protocols == {"UDP", "TCP"}
+    kube_dns = {"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}
+    assert all(rule["to"] == [kube_dns] for rule in dns_rules)
 
 
 @pytest.mark.skipif(not SEED_DOC.is_file(), reason="the seed security.md is not checked out here")

@@ -15,6 +15,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from hector.logsetup import JSONFormatter
 from hector.observability.tracing import otlp_http_url
+from tests.a2a_grpc_server import grpc_agent
 from tests.harness import running_hector, serve_app
 from tests.llm_server import ScriptedCall, ScriptedLLMServer
 from tests.observability.collectors import CollectedSpan, GRPCCollector, SpanStore, http_collector_app
@@ -25,14 +26,6 @@ from tests.server.test_llm_e2e import llm_config
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 REMOTE_PARENT = "00f067aa0ba902b7"
-
-
-@pytest.fixture
-def grpc_collector() -> Iterator[GRPCCollector]:
-    collector = GRPCCollector()
-    collector.start()
-    yield collector
-    collector.stop()
 
 
 @pytest.fixture
@@ -220,3 +213,26 @@ async def test_sampling_rate_yields_to_a_sampled_caller(
 )
 def test_otlp_http_url(endpoint: str | None, insecure: bool, url: str | None) -> None:
     assert otlp_http_url(endpoint, insecure) == url
+
+
+async def test_grpc_call_to_an_external_agent_carries_the_agent_span_as_parent(
+    tmp_path: Path, grpc_collector: GRPCCollector
+) -> None:
+    cfg = {
+        "llms": {"t": {"type": "test"}},
+        "agents": {"proxy": {"type": "a2a", "url": ""}},
+        "server": tracing(grpc_collector.endpoint),
+    }
+    incoming = {**V1, "traceparent": f"00-{TRACE_ID}-{REMOTE_PARENT}-01"}
+    async with grpc_agent() as agent:
+        cfg["agents"]["proxy"]["url"] = agent.card_url
+        async with running_hector(cfg, tmp_path) as url, httpx.AsyncClient(timeout=30) as http:
+            answered = await http.post(f"{url}/agents/proxy", json=send_body("traced"), headers=incoming)
+            assert completed_text(answered) == "echo: traced (done)"
+    call = grpc_collector.one("agent.call")
+    assert call.trace_id == TRACE_ID and call.attributes["llm.provider"] == "a2a"
+    # The gRPC metadata names the agent run's span: the remote's spans join this trace under it.
+    [sent] = agent.executor.calls
+    version, trace_id, parent_id, flags = sent["traceparent"].split("-")
+    assert (version, trace_id, parent_id) == ("00", TRACE_ID, call.span_id)
+    assert int(flags, 16) & 1, "sampled"

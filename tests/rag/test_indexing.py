@@ -177,6 +177,7 @@ async def test_startup_errors_name_the_store(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"document store 'docs': folder .*missing does not exist"):
         async with runtime:
             pass
-    qdrant = config({"path": "."}, vector_stores={"q": {"type": "qdrant"}})
-    with pytest.raises(ConfigError, match="vector store 'q': type 'qdrant' is not supported"):
-        build_runtime(qdrant, tmp_path)
+    with pytest.raises(
+        ConfigError, match="vector store 'q': unknown type 'faiss' \\(expected one of: embedded, chroma"
+    ):
+        config({"path": "."}, vector_stores={"q": {"type": "faiss"}})

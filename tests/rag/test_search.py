@@ -47,6 +47,21 @@ async def test_recall_at_3_on_the_labelled_set(tmp_path: Path, mode: SearchMode)
     assert [h.chunk.document for h in strict] == ["baking.txt"]
 
 
+async def test_keyword_mode_weighs_exact_words(tmp_path: Path) -> None:
+    write_labelled(tmp_path / "kb")
+    config = parse_config(rag_config(tmp_path / "kb"), "<test>").config
+    async with build_runtime(config, tmp_path) as runtime:
+        assert runtime.library is not None
+        docs = runtime.library.stores["kb"]
+        keyword = await docs.search("sourdough", top_k=4, mode="keyword")
+        hybrid = await docs.search("sourdough", top_k=4, mode="hybrid")
+        vector_heavy = await docs.search("sourdough", top_k=4, mode="hybrid", alpha=0.9)
+    assert keyword[0].chunk.document == hybrid[0].chunk.document == "baking.txt"
+    # Found by meaning only, without the word: worth at most alpha (0.1) of a full score.
+    assert all(h.score <= 0.1 for h in keyword[1:]) and all(0.1 < h.score <= 0.5 for h in hybrid[1:])
+    assert all(0.5 < h.score <= 0.9 for h in vector_heavy[1:])
+
+
 async def test_search_tool_through_a_running_server(tmp_path: Path) -> None:
     write_labelled(tmp_path / "kb")
     async with (
@@ -64,6 +79,29 @@ async def test_search_tool_through_a_running_server(tmp_path: Path) -> None:
             [e async for e in client.send_message(request('use search {"query": " "}', "c2"))]
         )
         assert "query must not be empty" in text
+        await client.close()
+
+
+async def test_search_tool_settings_cap_and_default_mode(tmp_path: Path) -> None:
+    write_labelled(tmp_path / "kb")
+    cfg = rag_config(tmp_path / "kb")
+    cfg["tools"] = {"search": {"max_limit": 2, "search": {"search_mode": "vector"}}}
+    async with running_hector(cfg, tmp_path) as url, httpx.AsyncClient(timeout=30) as http:
+        client = await client_for(url, "helper", binding="JSONRPC", version="1.0", streaming=False, http=http)
+        _, text, _ = final_text(
+            [e async for e in client.send_message(request('use search {"query": "refund", "limit": 9}'))]
+        )
+        assert "[2] " in text and "[3] " not in text, "limit is capped at max_limit"
+        assert "(score 1.000" not in text, "vector mode: cosine scores, not fused ranks"
+        _, text, _ = final_text(
+            [
+                e
+                async for e in client.send_message(
+                    request('use search {"query": "refund", "type": "fuzzy"}', "c2")
+                )
+            ]
+        )
+        assert "unknown search type 'fuzzy'" in text
         await client.close()
 
 

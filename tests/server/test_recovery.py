@@ -1,8 +1,10 @@
-"""A server killed with SIGKILL mid-task: on restart the task is failed cleanly, nothing lost."""
+"""A server killed with SIGKILL mid-task: the task is continued from its checkpoint on restart (or
+by another replica), or failed cleanly when it cannot be; nothing already produced is lost."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -14,16 +16,29 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 from a2a.helpers.proto_helpers import get_text_parts
 from a2a.server.context import ServerCallContext
-from a2a.types.a2a_pb2 import GetTaskRequest, Task, TaskState, TaskStatus
+from a2a.types.a2a_pb2 import (
+    GetTaskRequest,
+    StreamResponse,
+    SubscribeToTaskRequest,
+    Task,
+    TaskState,
+    TaskStatus,
+)
 
+from hector.agent.loop import LoopState
+from hector.messages import ChatMessage, ToolCall
+from hector.stores.checkpoints import Checkpoint
 from hector.stores.db import create_engine, migrate, sqlite_url
-from hector.stores.leases import INTERRUPTED, TaskLeases
+from hector.stores.leases import INTERRUPTED, INTERRUPTED_TOOL, TaskLeases
 from hector.stores.tasks import LeanDatabaseTaskStore
-from tests.harness import running_hector
-from tests.server.test_a2a import Gate, client_for, request
+from tests.harness import fresh_postgres_database, running_hector
+from tests.llm_server import ScriptedCall, ScriptedLLMServer
+from tests.server.test_a2a import Gate, client_for, final_text, request
+from tests.server.test_llm_e2e import llm_config
 
 HECTOR = str(Path(sys.executable).with_name("hector"))
 
@@ -34,13 +49,21 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+LOGS: dict[int, Path] = {}
+"""pid → the server's output, shown when it fails to start."""
+
+
 def start(config: Path, port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [HECTOR, "serve", "--config", str(config), "--port", str(port), "--log-level", "warn"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    path = config.parent / f"server-{port}.log"
+    with path.open("ab") as log:
+        proc = subprocess.Popen(
+            [HECTOR, "serve", "--config", str(config), "--port", str(port), "--log-level", "warn"],
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    LOGS[proc.pid] = path
+    return proc
 
 
 def sleeper_config(tmp_path: Path, server: dict[str, Any]) -> Path:
@@ -62,11 +85,15 @@ def sleeper_config(tmp_path: Path, server: dict[str, Any]) -> Path:
     return config
 
 
+def _log_of(proc: subprocess.Popen[bytes]) -> str:
+    return LOGS[proc.pid].read_text()[-2000:]
+
+
 async def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 30
     async with httpx.AsyncClient() as http:
         while time.monotonic() < deadline:
-            assert proc.poll() is None, "server exited during start-up"
+            assert proc.poll() is None, "server exited during start-up: " + _log_of(proc)
             try:
                 if (await http.get(f"{url}/ready")).status_code == 200:
                     return
@@ -76,7 +103,7 @@ async def wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
     raise AssertionError("server did not become ready")
 
 
-async def test_sigkill_mid_task_fails_it_on_restart(tmp_path: Path) -> None:
+async def test_sigkill_while_a_tool_runs_fails_the_task_on_restart(tmp_path: Path) -> None:
     config = sleeper_config(tmp_path, {"task_lease_interval": "0.3s"})
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -109,14 +136,17 @@ async def test_sigkill_mid_task_fails_it_on_restart(tmp_path: Path) -> None:
             client = await client_for(
                 url, "worker", binding="HTTP+JSON", version="1.0", streaming=False, http=http
             )
-            # The dead server's lease goes stale within three intervals; then the task is failed.
+            # The dead server's lease goes stale within three intervals; then the task is taken over,
+            # and failed: `sleep` was running, and by default an interrupted call is not run again.
             deadline = time.monotonic() + 10
             task = await client.get_task(GetTaskRequest(id=task_id))
             while task.status.state != TaskState.TASK_STATE_FAILED and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
                 task = await client.get_task(GetTaskRequest(id=task_id))
             assert task.status.state == TaskState.TASK_STATE_FAILED
-            assert get_text_parts(task.status.message.parts) == [INTERRUPTED]
+            assert get_text_parts(task.status.message.parts) == [
+                INTERRUPTED_TOOL.format(tool="execute_command")
+            ]
             assert get_text_parts(task.history[0].parts) == ['use execute_command {"command": "sleep 20"}']
             # The server serves on: the same conversation goes on after the failure.
             events = [e async for e in client.send_message(request("still there?", "ctx-crash"))]
@@ -197,9 +227,206 @@ async def test_recover_fails_only_stale_unleased_working_tasks(store: dict[str, 
     await save("old-done", TaskState.TASK_STATE_COMPLETED, 120)
     await save("old-waiting", TaskState.TASK_STATE_INPUT_REQUIRED, 120)
     leases = TaskLeases(engine, tasks.table(), interval=10)
-    assert await leases.recover() == ["old-working"]
+    assert (await leases.recover()).failed == ["old-working"]
     failed = await tasks.get("old-working", ctx)
     assert failed is not None and failed.status.state == TaskState.TASK_STATE_FAILED
     assert get_text_parts(failed.status.message.parts) == [INTERRUPTED]
-    assert await leases.recover() == [], "a failed task is not failed twice"
+    assert (await leases.recover()).failed == [], "a failed task is not failed twice"
     await engine.dispose()
+
+
+def marker_config(
+    tmp_path: Path, llm: ScriptedLLMServer, store: dict[str, Any], server: dict[str, Any]
+) -> Path:
+    """An agent on the scripted LLM whose tool may run `mktemp`: each run leaves one more file."""
+    config = tmp_path / "marker.yaml"
+    (tmp_path / "ws").mkdir(exist_ok=True)
+    tool = {
+        "type": "command",
+        "deny_by_default": True,
+        "allowed_commands": ["mktemp"],
+        "require_approval": False,
+        "working_directory": str(tmp_path / "ws"),
+    }
+    data = {
+        "llms": {"main": llm_config(llm)},
+        "tools": {"execute_command": tool},
+        "session_stores": {"main": store},
+        "agents": {"worker": {"llm": "main", "instruction": "Be exact.", "tools": ["execute_command"]}},
+        "server": {"task_lease_interval": "0.3s", **server},
+    }
+    config.write_text(yaml.safe_dump(data))
+    return config
+
+
+async def wait_for(check: Any, what: str, seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+def roles(body: dict[str, Any]) -> list[str]:
+    return [m["role"] for m in body["messages"]]
+
+
+async def test_sigkill_between_steps_continues_the_task_on_restart(
+    tmp_path: Path, llm_server: ScriptedLLMServer, store: dict[str, Any]
+) -> None:
+    llm_server.reply("Making a marker.", [ScriptedCall("execute_command", {"command": "mktemp run.XXXXXX"})])
+    llm_server.reply("never heard: the server dies first", delay=60)
+    llm_server.reply("Done: one marker made.")
+    config = marker_config(tmp_path, llm_server, store, {})
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = start(config, port)
+    streamed: list[StreamResponse] = []
+    try:
+        await wait_ready(url, proc)
+        async with httpx.AsyncClient(timeout=30) as http:
+            client = await client_for(
+                url, "worker", binding="JSONRPC", version="1.0", streaming=True, http=http
+            )
+
+            async def follow() -> None:
+                with contextlib.suppress(Exception):  # the stream breaks when the server dies
+                    async for event in client.send_message(request("make a marker", "ctx-resume")):
+                        streamed.append(event)
+
+            follower = asyncio.create_task(follow())
+            # Step 1's tool ran and its result is checkpointed before step 2 asks the model.
+            await wait_for(lambda: len(llm_server.requests) == 2, "the second model call")
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            await asyncio.wait_for(follower, 10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    task_id = streamed[0].task.id
+    before_kill = [
+        p.text for e in streamed if e.HasField("artifact_update") for p in e.artifact_update.artifact.parts
+    ]
+    assert "".join(before_kill) == "Making a marker."
+    assert len(list((tmp_path / "ws").glob("run.*"))) == 1
+
+    restarted = start(config, port)
+    try:
+        await wait_ready(url, restarted)
+        async with httpx.AsyncClient(timeout=30) as http:
+            client = await client_for(
+                url, "worker", binding="HTTP+JSON", version="1.0", streaming=False, http=http
+            )
+            task = await client.get_task(GetTaskRequest(id=task_id))
+            deadline = time.monotonic() + 15
+            while task.status.state != TaskState.TASK_STATE_COMPLETED and time.monotonic() < deadline:
+                assert task.status.state == TaskState.TASK_STATE_WORKING, task.status
+                await asyncio.sleep(0.2)
+                task = await client.get_task(GetTaskRequest(id=task_id))
+            assert task.status.state == TaskState.TASK_STATE_COMPLETED
+            assert get_text_parts(task.status.message.parts) == ["Done: one marker made."]
+            assert [get_text_parts(a.parts) for a in task.artifacts] == [["Done: one marker made."]]
+            history = [p for m in task.history for p in m.parts]
+            tools = [p.metadata["event_type"] for p in history if p.HasField("data")]
+            assert tools == ["tool_call", "tool_result"], (
+                "the finished call is neither run nor reported again"
+            )
+            notes = [p.text for p in history if p.text.startswith("Resumed after an interruption")]
+            assert len(notes) == 1
+            # The conversation goes on with every step stored once.
+            events = [e async for e in client.send_message(request("thanks", "ctx-resume"))]
+            assert final_text(events)[0] == TaskState.TASK_STATE_COMPLETED
+            await client.close()
+    finally:
+        os.killpg(restarted.pid, signal.SIGTERM)
+        restarted.wait(15)
+    assert len(list((tmp_path / "ws").glob("run.*"))) == 1, "the finished tool call did not run again"
+    bodies = [r.body for r in llm_server.requests]
+    assert len(bodies) == 4
+    # The continued run asks the model exactly what the dead server was asking.
+    assert bodies[2]["messages"] == bodies[1]["messages"]
+    assert roles(bodies[2]) == ["system", "user", "assistant", "tool"]
+    assert "[exit code: 0]" in bodies[2]["messages"][-1]["content"]
+    assert roles(bodies[3]) == ["system", "user", "assistant", "tool", "assistant", "user"]
+
+
+async def test_sigkill_one_replica_another_continues_its_task(
+    tmp_path: Path, llm_server: ScriptedLLMServer
+) -> None:
+    """Two `hector serve` on one PostgreSQL and Redis: A dies mid-task, B takes the task over, and a
+    client following it on B sees it through."""
+    try:
+        async with fresh_postgres_database() as db:
+            await _replica_takeover(tmp_path, llm_server, db)
+    except OSError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+
+
+async def _replica_takeover(tmp_path: Path, llm_server: ScriptedLLMServer, db: str) -> None:
+    llm_server.reply("Making a marker.", [ScriptedCall("execute_command", {"command": "mktemp run.XXXXXX"})])
+    llm_server.reply("never heard: the server dies first", delay=60)
+    llm_server.reply("Done: one marker made.")
+    relay = {"event_relay": {"enabled": True, "redis_url": "redis://127.0.0.1:6379/0"}}
+    config = marker_config(tmp_path, llm_server, {"backend": "sql", "url": db}, relay)
+    ports = free_port(), free_port()
+    a, b = start(config, ports[0]), start(config, ports[1])
+    try:
+        await wait_ready(f"http://127.0.0.1:{ports[0]}", a)
+        await wait_ready(f"http://127.0.0.1:{ports[1]}", b)
+        async with httpx.AsyncClient(timeout=30) as http:
+            on_a = await client_for(
+                f"http://127.0.0.1:{ports[0]}",
+                "worker",
+                binding="JSONRPC",
+                version="1.0",
+                streaming=True,
+                http=http,
+            )
+            on_b = await client_for(
+                f"http://127.0.0.1:{ports[1]}",
+                "worker",
+                binding="HTTP+JSON",
+                version="1.0",
+                streaming=True,
+                http=http,
+            )
+            stream = on_a.send_message(request("make a marker", "ctx-takeover"))
+            task_id = (await anext(stream)).task.id
+            await wait_for(lambda: len(llm_server.requests) == 2, "the second model call")
+            os.killpg(a.pid, signal.SIGKILL)
+            a.wait(10)
+            followed = [e async for e in on_b.subscribe(SubscribeToTaskRequest(id=task_id))]
+            assert final_text(followed)[:2] == (TaskState.TASK_STATE_COMPLETED, "Done: one marker made.")
+            texts = [
+                p.text
+                for e in followed
+                if e.HasField("status_update")
+                for p in e.status_update.status.message.parts
+            ]
+            assert any(t.startswith("Resumed after an interruption") for t in texts)
+            await on_a.close()
+            await on_b.close()
+    finally:
+        for proc in (a, b):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(15)
+    assert len(list((tmp_path / "ws").glob("run.*"))) == 1, "the finished tool call did not run again"
+    assert len(llm_server.requests) == 3
+
+
+def test_what_a_continued_run_does_with_the_interrupted_call() -> None:
+    first, second = ToolCall("c1", "mktemp", {}), ToolCall("c2", "deploy", {"env": "eu"})
+    step = ChatMessage("assistant", "", tool_calls=(first, second))
+    finished = ChatMessage("tool", "run.abc", tool_call_id="c1", name="mktemp")
+    state = LoopState(2, [ChatMessage("user", "go")], step, [finished], running="c2")
+    checkpoint = Checkpoint("t", "worker", "ctx", "alice", state, 0.0)
+    assert checkpoint.interrupted_call() == "deploy"
+    retried = checkpoint.resume_step("retry")
+    assert retried is not None and dict(retried.done) == {"c1": finished}
+    reported = checkpoint.resume_step("report")
+    assert reported is not None and reported.done["c1"] == finished
+    assert reported.done["c2"].is_error and reported.done["c2"].content.startswith("TOOL_INTERRUPTED")
+    between = Checkpoint("t", "worker", "ctx", "alice", LoopState(3, [ChatMessage("user", "go")]), 0.0)
+    assert between.interrupted_call() is None and between.resume_step("fail") is None

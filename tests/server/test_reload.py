@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -11,9 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 from a2a.types.a2a_pb2 import TaskState
 
+from hector.config import load_config
+from hector.server.reload import ReloadingApp
 from tests.server.test_a2a import client_for, request
 from tests.server.test_recovery import HECTOR, free_port, wait_ready
 
@@ -97,3 +101,24 @@ async def test_reload_applies_changes_keeps_streams_and_refuses_bad_configs(tmp_
 
 async def _contains(path: Path, text: str) -> bool:
     return text in path.read_text()
+
+
+async def test_listener_changes_warn_that_they_need_a_restart(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "hector.yaml"
+    data_dir = {"data_dir": str(tmp_path / "data")}
+    write(path, "first", server=data_dir)
+    async with ReloadingApp(path, load_config(path), lambda loaded: None, interval=3600) as app:
+        write(path, "second", server=data_dir)
+        with caplog.at_level(logging.WARNING, logger="hector.reload"):
+            assert await app.reload()
+        assert not [r for r in caplog.records if "restart" in r.getMessage()]
+
+        write(path, "third", server={**data_dir, "port": 9999, "grpc": {"enabled": True, "port": 50999}})
+        with caplog.at_level(logging.WARNING, logger="hector.reload"):
+            assert await app.reload()
+        warned = [r.getMessage() for r in caplog.records if "restart" in r.getMessage()]
+        assert warned == [
+            "server.port, server.grpc take effect only after a restart (the listeners stay as they are)"
+        ]

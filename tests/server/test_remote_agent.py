@@ -25,6 +25,7 @@ from a2a.types.a2a_pb2 import (
 )
 from starlette.applications import Starlette
 
+from hector.tools import FunctionTool, Tool
 from tests.harness import running_hector, serve_app
 from tests.server.test_a2a import client_for, final_text, request
 
@@ -128,3 +129,27 @@ async def test_another_hector_as_an_external_agent(tmp_path: Path) -> None:
 async def test_a_plain_a2a_sdk_server_speaking_0_3(tmp_path: Path, sample_server: str) -> None:
     async with running_hector(local_config(sample_server), tmp_path) as url:
         assert await ask(url, "proxy", "quiet please") == (TaskState.TASK_STATE_COMPLETED, "QUIET PLEASE")
+
+
+async def test_target_agent_id_picks_one_agent_of_a_server(tmp_path: Path) -> None:
+    def whoami() -> str:
+        """Says which agent this is."""
+        return "agent b"
+
+    upstream_cfg = {
+        "llms": {"t": {"type": "test"}},
+        "agents": {"a": {"llm": "t", "tools": []}, "b": {"llm": "t", "tools": ["whoami"]}},
+    }
+    tools: dict[str, Tool] = {"whoami": FunctionTool(whoami)}
+    async with running_hector(upstream_cfg, tmp_path / "up", tools) as up:
+        cfg = local_config(up, target_agent_id="b")
+        cfg["agents"]["missing"] = {"type": "a2a", "url": up, "target_agent_id": "nobody"}
+        async with running_hector(cfg, tmp_path / "local") as url:
+            for _ in range(2):  # the second call uses the place the card was found at
+                assert await ask(url, "proxy", "whoami") == (
+                    TaskState.TASK_STATE_COMPLETED,
+                    "Tool whoami returned: agent b",
+                )
+            state, text = await ask(url, "missing", "whoami")
+    assert state == TaskState.TASK_STATE_FAILED
+    assert f"{up}/v1/agents/nobody" in text and "404" in text

@@ -1,18 +1,21 @@
-"""Two Hector replicas on one PostgreSQL: a task started on one is read and approved on the other."""
+"""Two Hector replicas on one PostgreSQL (and Redis): a task started on one is read, approved and
+followed (SubscribeToTask) on the other."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from a2a.types.a2a_pb2 import GetTaskRequest, TaskState
+from a2a.types.a2a_pb2 import GetTaskRequest, StreamResponse, SubscribeToTaskRequest, TaskState
 
 from tests.harness import fresh_postgres_database, running_hector
-from tests.server.test_a2a import client_for, final_text, request
+from tests.server.test_a2a import Gate, client_for, final_text, request
 from tests.server.test_approval import Deployments, answer, paused
 
 
@@ -57,3 +60,62 @@ async def test_start_on_one_replica_approve_on_the_other(tmp_path: Path, postgre
         await a.close()
         await b.close()
     assert deploys.done == ["eu"]
+
+
+async def test_subscribe_on_the_other_replica(tmp_path: Path, postgres_url: str) -> None:
+    """SubscribeToTask on replica B streams the rest of a task running on replica A (via Redis)."""
+    gate = Gate()
+    cfg: dict[str, Any] = {
+        "llms": {"t": {"type": "test"}},
+        "session_stores": {"main": {"backend": "sql", "url": postgres_url}},
+        "agents": {"echo": {"llm": "t", "tools": ["slow"]}},
+        "server": {"event_relay": {"enabled": True, "redis_url": "redis://127.0.0.1:6379/0"}},
+    }
+    tools = {"slow": gate}
+    async with (
+        running_hector(cfg, tmp_path / "a", tools) as url_a,
+        running_hector(cfg, tmp_path / "b", tools) as url_b,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        a = await client_for(url_a, "echo", binding="JSONRPC", version="1.0", streaming=True, http=http)
+        b = await client_for(url_b, "echo", binding="HTTP+JSON", version="1.0", streaming=True, http=http)
+        stream = a.send_message(request("please use slow", "c-sub"))
+        task_id = (await anext(stream)).task.id
+        await asyncio.wait_for(gate.entered.wait(), 10)
+        followed: list[StreamResponse] = []
+
+        async def follow() -> None:
+            async for event in b.subscribe(SubscribeToTaskRequest(id=task_id)):
+                followed.append(event)
+
+        follower = asyncio.create_task(follow())
+        await wait_until(lambda: bool(followed))
+        # B's snapshot: what A has stored so far (A stores events a little after it sends them).
+        assert followed[0].task.status.state in (TaskState.TASK_STATE_SUBMITTED, TaskState.TASK_STATE_WORKING)
+        await asyncio.sleep(0.3)  # B is listening
+        gate.release.set()
+        rest = [e async for e in stream]
+        await asyncio.wait_for(follower, 10)
+        assert final_text(followed)[:2] == (TaskState.TASK_STATE_COMPLETED, "Tool slow returned: done")
+        # B got exactly the events A streamed after the snapshot, from the tool's result on.
+        tail = followed[1:]
+        assert tail == rest[-len(tail) :], [kind(e) for e in followed]
+        results = [
+            p for e in tail if e.HasField("status_update") for p in e.status_update.status.message.parts
+        ]
+        assert [p.data.struct_value["content"] for p in results if p.HasField("data")] == ["done"]
+        await a.close()
+        await b.close()
+
+
+def kind(event: StreamResponse) -> str:
+    if event.HasField("status_update"):
+        return f"status:{TaskState.Name(event.status_update.status.state)}"
+    return str(event.WhichOneof("payload"))
+
+
+async def wait_until(check: Any, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)

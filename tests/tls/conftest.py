@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime
 import ipaddress
@@ -10,7 +11,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,3 +214,82 @@ def _wait_healthy(running: HectorProcess, url: str, verify: ssl.SSLContext | boo
             pass
         time.sleep(0.1)
     raise AssertionError(f"hector serve did not answer {url}:\n{running.log}")
+
+
+async def relay(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, copy: bytearray | None = None
+) -> None:
+    """Pass what *reader* receives on to *writer* (and into *copy*) until either side ends."""
+    try:
+        while data := await reader.read(65536):
+            if copy is not None:
+                copy.extend(data)
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, ssl.SSLError):
+        pass
+    finally:
+        writer.close()
+
+
+async def splice(
+    client_r: asyncio.StreamReader,
+    client_w: asyncio.StreamWriter,
+    upstream: tuple[str, int],
+    sent: bytearray | None = None,
+) -> None:
+    """Connect to *upstream* and relay a client's bytes both ways (what it sends also into *sent*)."""
+    try:
+        server_r, server_w = await asyncio.open_connection(*upstream)
+    except OSError:
+        client_w.close()
+        return
+    await asyncio.gather(relay(client_r, server_w, sent), relay(server_r, client_w))
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@contextlib.asynccontextmanager
+async def serve_proxy(handle: Handler, context: ssl.SSLContext | None = None) -> AsyncIterator[int]:
+    """Serve *handle* on a free loopback port (TLS with *context*); yield the port. On the way out,
+    the handlers still running (connections a client keeps alive, handshakes a client abandoned)
+    are cancelled and their connections closed, so that none outlives the event loop."""
+    running: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
+
+    async def tracked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        running[task] = writer
+        try:
+            await handle(reader, writer)
+        finally:
+            running.pop(task, None)
+
+    server = await asyncio.start_server(tracked, "127.0.0.1", 0, ssl=context)
+    try:
+        yield int(server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+        handlers = list(running.items())
+        for task, _ in handlers:
+            task.cancel()  # before closing: a TLS upgrade must end as cancelled, not half-done
+        await asyncio.gather(*(task for task, _ in handlers), return_exceptions=True)
+        for _, writer in handlers:
+            writer.close()
+
+
+@contextlib.asynccontextmanager
+async def tls_proxy(
+    certfile: str, upstream: tuple[str, int], client_ca: str | None = None
+) -> AsyncIterator[int]:
+    """Terminate TLS with *certfile* on a free loopback port and pass the bytes on to the
+    plaintext server at *upstream*: any real server (HTTP, gRPC) becomes a TLS endpoint. With
+    *client_ca*, clients must present a certificate it issued. Yields the port."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=client_ca)
+    if client_ca:
+        context.verify_mode = ssl.CERT_REQUIRED
+    context.load_cert_chain(certfile)
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    async with serve_proxy(lambda reader, writer: splice(reader, writer, upstream), context) as port:
+        yield port

@@ -133,6 +133,14 @@ async def test_stdio_discovery_filter_and_calls(tmp_path: Path) -> None:
     assert rt.mcp_sources["calc"]._client is None
 
 
+async def test_declared_description_introduces_each_tool(tmp_path: Path) -> None:
+    rt = runtime({"calc": {**STDIO, "description": "Arithmetic for invoices."}}, ["calc"], tmp_path)
+    async with rt:
+        tools = by_name(rt)
+        assert tools["add"].description == "Arithmetic for invoices. Add two integers."
+        assert tools["echo"].description.startswith("Arithmetic for invoices. ")
+
+
 async def test_timeout_is_a_clear_tool_error(tmp_path: Path) -> None:
     async with runtime({"calc": {**STDIO, "timeout": "1s"}}, ["calc"], tmp_path) as rt:
         with pytest.raises(ToolError, match=r"MCP server calc .*slow did not answer within 1s"):

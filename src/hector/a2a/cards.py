@@ -25,23 +25,47 @@ def agent_url(base_url: str, agent_id: str) -> str:
     return f"{base_url.rstrip('/')}/agents/{agent_id}"
 
 
+TRANSPORTS = {
+    "json-rpc": TransportProtocol.JSONRPC.value,
+    "rest": TransportProtocol.HTTP_JSON.value,
+    "grpc": TransportProtocol.GRPC.value,
+}
+"""``server.preferred_transport`` → the card's protocol binding."""
+
+
 def build_card(
     agent: AgentLike,
     base_url: str,
     skills: list[SkillConfig] | None = None,
     auth_enabled: bool = False,
     auth_required: bool = False,
+    grpc_address: str | None = None,
+    preferred: str = "json-rpc",
 ) -> AgentCard:
-    """The card for *agent* served at *base_url*.
+    """The card for *agent* served at *base_url* (and over gRPC at *grpc_address*, ``host:port``).
 
-    Both protocol versions are listed on the same URL: 1.0 first (current clients pick it),
-    then 0.3 (older clients read the first 0.3 interface as their ``url``).
+    Both protocol versions are listed: 1.0 first (current clients pick it), then 0.3 (older
+    clients read the first 0.3 interface as their ``url``). Within each, the *preferred*
+    transport comes first: clients that take the first interface they speak use it. The gRPC
+    interfaces name the agent as their tenant, which a2a-sdk clients send with every call: one
+    gRPC port serves all agents.
     """
     url = agent_url(base_url, agent.id)
+    grpc = TransportProtocol.GRPC.value
+    first = TRANSPORTS[preferred if grpc_address or preferred != "grpc" else "json-rpc"]
+    bindings = [first, *(b for b in TRANSPORTS.values() if b != first and (grpc_address or b != grpc))]
+
+    def interface(binding: str, version: str) -> AgentInterface:
+        if binding == grpc:
+            return AgentInterface(
+                url=grpc_address, protocol_binding=binding, protocol_version=version, tenant=agent.id
+            )
+        return AgentInterface(url=url, protocol_binding=binding, protocol_version=version)
+
     interfaces = [
-        AgentInterface(url=url, protocol_binding=binding, protocol_version=version)
+        interface(binding, version)
         for version in (PROTOCOL_VERSION_1_0, PROTOCOL_VERSION_0_3)
-        for binding in (TransportProtocol.JSONRPC.value, TransportProtocol.HTTP_JSON.value)
+        for binding in bindings
     ]
     declared = [
         AgentSkill(id=s.id, name=s.name, description=s.description, tags=s.tags, examples=s.examples)

@@ -7,7 +7,9 @@ updates carrying a data part, tagged ``event_type: tool_call`` / ``tool_result``
 
 A tool call that needs approval pauses the task in ``input-required`` with the prompt and a
 ``tool_approval`` data part; the next message on that task (a data part ``{"decision": ...}`` or
-the text ``approve`` / ``deny``) resumes it.
+the text ``approve`` / ``deny``) resumes it. An external agent's free-form question pauses the
+task the same way, with the question alone; the next message on the task is the answer, sent on
+to the external agent.
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ from google.protobuf.json_format import MessageToDict, ParseDict
 from google.protobuf.struct_pb2 import Value
 
 from hector import observability
-from hector.agent import AgentLike
+from hector.agent import Agent, AgentLike
 from hector.agent.approval import ApprovalError, parse_decision
+from hector.agent.remote import RemoteAgent
 from hector.errors import AgentRunError, ProviderError
 from hector.messages import AgentEvent, ApprovalRequiredEvent
+from hector.stores.checkpoints import Checkpoint, InterruptedCalls
 from hector.stores.leases import TaskLeases
 from hector.stores.quotas import QuotaExceeded
 from hector.stores.sessions import SessionAccessError
@@ -65,13 +69,26 @@ def data_part(value: dict[str, Any], event_type: str) -> Part:
     return part
 
 
+TAKEOVER = "hector.takeover"
+"""``ServerCallContext.state`` key of the checkpoint of a task taken over from a dead replica
+(``hector.a2a.takeover``); only the server sets it, never a request."""
+
+
 class HectorAgentExecutor(AgentExecutor):
-    def __init__(self, agent: AgentLike, leases: TaskLeases | None = None) -> None:
+    def __init__(
+        self, agent: AgentLike, leases: TaskLeases | None = None, interrupted: InterruptedCalls = "fail"
+    ) -> None:
         self.agent = agent
         self.leases = leases
         """Running tasks hold a lease, so a replica that dies leaves them recoverable."""
+        self.interrupted: InterruptedCalls = interrupted
+        """What a continued task does with the tool call its dead server was running."""
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        takeover = context.call_context.state.get(TAKEOVER) if context.call_context else None
+        if isinstance(takeover, Checkpoint) and isinstance(self.agent, Agent):
+            await self._continue(context, event_queue, takeover)
+            return
         message = context.message
         if message is None:  # the SDK only calls execute for SendMessage, which carries one
             return
@@ -89,7 +106,10 @@ class HectorAgentExecutor(AgentExecutor):
         updater = TaskUpdater(event_queue, task_id, context_id)
         user = user_of(context.call_context)
         if task is not None and task.status.state == TaskState.TASK_STATE_INPUT_REQUIRED:
-            await self._resume(updater, message, task_id, user)
+            if isinstance(self.agent, RemoteAgent) and await self.agent.pending_question(task_id):
+                await self._answer(self.agent, updater, message, task_id, user)
+            else:
+                await self._resume(updater, message, task_id, user)
             return
         await updater.start_work()
         text = message_text(message)
@@ -142,15 +162,58 @@ class HectorAgentExecutor(AgentExecutor):
         except ApprovalError as exc:
             await updater.failed(_text(updater, f"Cannot resume: {exc.message}"))
 
-    async def _publish(self, events: AsyncIterator[AgentEvent], updater: TaskUpdater, task_id: str) -> None:
-        lease = self.leases.hold(task_id, self.agent.id) if self.leases else contextlib.nullcontext()
+    async def _answer(
+        self, agent: RemoteAgent, updater: TaskUpdater, message: Message, task_id: str, user: str
+    ) -> None:
+        """The user's answer to the external agent's question goes on to the external task."""
+        text = message_text(message)
+        if not text.strip():
+            question = await agent.pending_question(task_id)
+            assert question is not None  # checked by the caller
+            await updater.requires_input(_text(updater, question.prompt))
+            return
+        await updater.start_work()
+        try:
+            await self._publish(agent.answer_stream(task_id=task_id, user=user, text=text), updater, task_id)
+        except ApprovalError as exc:
+            await updater.failed(_text(updater, f"Cannot resume: {exc.message}"))
+
+    async def _continue(
+        self, context: RequestContext, event_queue: EventQueue, checkpoint: Checkpoint
+    ) -> None:
+        """Go on with a task whose server died, from its checkpoint (the lease is ours already)."""
+        assert isinstance(self.agent, Agent)
+        task_id = checkpoint.task_id
+        updater = TaskUpdater(event_queue, task_id, checkpoint.context_id)
+        note = "Resumed after an interruption: the server running this task stopped."
+        tool = checkpoint.interrupted_call()
+        if tool is not None:
+            verb = "runs again" if self.interrupted == "retry" else "was not run again"
+            note += f" The call of {tool!r} that was running then {verb}."
+        await updater.update_status(TaskState.TASK_STATE_WORKING, _text(updater, note))
+        # Text streamed before the interruption stays: later chunks are appended to it.
+        task = context.current_task
+        streamed = task is not None and any(a.artifact_id == f"response-{task_id}" for a in task.artifacts)
+        events = self.agent.continue_stream(checkpoint, self.interrupted)
+        await self._publish(events, updater, task_id, claimed=True, streamed=streamed)
+
+    async def _publish(
+        self,
+        events: AsyncIterator[AgentEvent],
+        updater: TaskUpdater,
+        task_id: str,
+        claimed: bool = False,
+        streamed: bool = False,
+    ) -> None:
+        lease = self.leases.hold(task_id, self.agent.id, claimed) if self.leases else contextlib.nullcontext()
         async with lease:
-            await self._publish_events(events, updater, task_id)
+            await self._publish_events(events, updater, task_id, streamed)
 
     async def _publish_events(
-        self, events: AsyncIterator[AgentEvent], updater: TaskUpdater, task_id: str
+        self, events: AsyncIterator[AgentEvent], updater: TaskUpdater, task_id: str, streamed: bool = False
     ) -> None:
         response = ResponseArtifact(updater, f"response-{task_id}")
+        response.chunks = int(streamed)
         try:
             async for event in observability.current().agent_run(
                 self.agent.id, self.agent.telemetry_labels(), events
@@ -182,6 +245,8 @@ class HectorAgentExecutor(AgentExecutor):
                     await updater.update_status(TaskState.TASK_STATE_WORKING, _text(updater, event.text))
                 elif event.kind == "approval_required":
                     await updater.requires_input(_approval_message(updater, event))
+                elif event.kind == "input_required":
+                    await updater.requires_input(_text(updater, event.prompt))
                 elif event.kind == "final":
                     parts = [Part(text=event.text)]
                     if event.structured is not None:

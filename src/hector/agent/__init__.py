@@ -6,7 +6,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from hector.agent.approval import ApprovalError, Decision, PendingApproval, format_prompt
 from hector.agent.loop import LoopSetup, ResumedStep, run_loop
@@ -14,9 +14,14 @@ from hector.agent.memory import WorkingMemory
 from hector.messages import AgentEvent, ApprovalRequiredEvent, ChatMessage, ToolCall
 from hector.providers.base import Model, ModelSettings
 from hector.stores.approvals import ApprovalStore
+from hector.stores.checkpoints import Checkpoint, CheckpointStore, InterruptedCalls
 from hector.stores.quotas import Quotas
 from hector.stores.sessions import SessionStore
 from hector.tools import Tool, ToolContext
+
+if TYPE_CHECKING:
+    from hector.agent.longterm import LongTermMemory
+    from hector.rag.retrieval import ContextInjector
 
 Visibility = Literal["public", "internal", "private"]
 
@@ -72,6 +77,12 @@ class Agent:
     """Where paused steps wait for approval; without one, calls that need approval are refused."""
     quotas: Quotas | None = None
     """Request and token quotas of the agent's session store, if enabled."""
+    checkpoints: CheckpointStore | None = None
+    """Where a task's loop state is checkpointed, so another server can continue it."""
+    long_term: LongTermMemory | None = None
+    """``memory.long_term``: what was said, kept in a vector store and recalled by meaning."""
+    context: ContextInjector | None = None
+    """``prompt.include_context``: documents for the user's message, put in the prompt."""
 
     def telemetry_labels(self) -> tuple[str, str]:
         return self.model.provider, self.model.model_name
@@ -83,16 +94,39 @@ class Agent:
         view = await self.memory.view(history, session.summary, session.summarized_upto)
         if view.summarized_upto != session.summarized_upto and view.summary:
             await self.sessions.set_summary(self.id, context_id, view.summary, view.summarized_upto)
+            if self.long_term is not None:
+                await self.long_term.remember_summary(context_id, user, view.summary)
         system = self.instruction or ""
         if view.summary:
             system = f"{system}\n\nPrevious conversation summary: {view.summary}".strip()
+        extras = await self._extras(context_id, user, history, view.messages)
+        system = "\n\n".join(part for part in [system, *extras] if part)
         return ([ChatMessage("system", system)] if system else []) + view.messages
 
+    async def _extras(
+        self, context_id: str, user: str, history: Sequence[ChatMessage], visible: Sequence[ChatMessage]
+    ) -> list[str]:
+        """Recalled memories and documents about the last user message, for the system prompt."""
+        query = next((m.content for m in reversed(history) if m.role == "user"), "")
+        extras = []
+        if self.long_term is not None and self.long_term.cfg.enable_auto_recall:
+            seen = {m.content for m in visible}  # what the model sees anyway is not recalled
+            extras.append(await self.long_term.recall_text(context_id, user, query, seen))
+        if self.context is not None:
+            extras.append(await self.context.block(query))
+        return extras
+
     async def _loop(
-        self, prompt: list[ChatMessage], ctx: ToolContext, resume: ResumedStep | None
+        self,
+        prompt: list[ChatMessage],
+        ctx: ToolContext,
+        resume: ResumedStep | None,
+        restored: Checkpoint | None = None,
     ) -> AsyncIterator[AgentEvent]:
         async def save(messages: Sequence[ChatMessage]) -> None:
             await self.sessions.append(self.id, ctx.context_id, ctx.user, messages, ctx.task_id)
+            if self.long_term is not None:
+                await self.long_term.remember_safely(ctx.context_id, ctx.user, messages)
 
         async def request_approval(step: ChatMessage, calls: list[ToolCall]) -> ApprovalRequiredEvent:
             assert self.approvals is not None and ctx.task_id is not None
@@ -116,13 +150,21 @@ class Agent:
 
         can_ask = self.approvals is not None and ctx.task_id is not None
         setup = LoopSetup(self.model, self.tools, self.settings, self.max_iterations, self.streaming, self.id)
-        async for event in run_loop(setup, prompt, ctx, save, request_approval if can_ask else None, resume):
+        checkpoint = None
+        if self.checkpoints is not None and ctx.task_id is not None:
+            checkpoint = self.checkpoints.recorder(ctx.task_id, self.id, ctx.context_id, ctx.user)
+            checkpoint.continued = restored is not None
+        state = restored.state if restored is not None else None
+        ask = request_approval if can_ask else None
+        async for event in run_loop(setup, prompt, ctx, save, ask, resume, checkpoint, state):
             if event.kind == "final" and self.quotas is not None:
                 identifier = self.quotas.identifier(self.id, ctx.context_id, ctx.user)
                 await self.quotas.charge_tokens(
                     identifier, event.usage.input_tokens + event.usage.output_tokens
                 )
             yield event
+        if checkpoint is not None:  # not reached when cancelled: a shutdown leaves it to continue
+            await checkpoint.finish()
 
     async def run_stream(
         self, text: str, *, context_id: str, user: str = "anonymous", task_id: str | None = None
@@ -137,6 +179,8 @@ class Agent:
         user_message = ChatMessage("user", text)
         prompt = await self._prompt(context_id, user, [user_message])
         await self.sessions.append(self.id, context_id, user, [user_message], task_id)
+        if self.long_term is not None:
+            await self.long_term.remember_safely(context_id, user, [user_message])
         ctx = ToolContext(agent_id=self.id, context_id=context_id, task_id=task_id, user=user)
         async for event in self._loop(prompt, ctx, None):
             yield event
@@ -172,6 +216,15 @@ class Agent:
         prompt = await self._prompt(pending.context_id, user, [])
         ctx = ToolContext(agent_id=self.id, context_id=pending.context_id, task_id=task_id, user=user)
         async for event in self._loop(prompt, ctx, ResumedStep(pending.step, refused)):
+            yield event
+
+    async def continue_stream(
+        self, checkpoint: Checkpoint, interrupted: InterruptedCalls
+    ) -> AsyncIterator[AgentEvent]:
+        """Continue a task from its checkpoint, after the server running it died."""
+        ctx = ToolContext(self.id, checkpoint.context_id, checkpoint.task_id, checkpoint.owner)
+        step = checkpoint.resume_step(interrupted)
+        async for event in self._loop([], ctx, step, checkpoint):
             yield event
 
     async def run(self, text: str, *, context_id: str, user: str = "anonymous") -> str:

@@ -39,6 +39,27 @@ class ResumedStep:
     step: ChatMessage
     refused: Mapping[str, str] = field(default_factory=dict)
     """tool_call_id → reason, for calls that were denied (or whose approval expired)."""
+    done: Mapping[str, ChatMessage] = field(default_factory=dict)
+    """tool_call_id → result recorded before an interruption: the call is not run again."""
+
+
+@dataclass(frozen=True)
+class LoopState:
+    """Where a run stands, checkpointed so another server can continue it (``hector.stores.checkpoints``).
+
+    ``iteration`` is the loop round; ``messages`` what the model sees next. While a step's tools
+    run, ``step`` is that step, ``results`` the calls finished so far and ``running`` the call
+    under way.
+    """
+
+    iteration: int
+    messages: Sequence[ChatMessage]
+    step: ChatMessage | None = None
+    results: Sequence[ChatMessage] = ()
+    running: str | None = None
+
+
+Checkpoint = Callable[[LoopState], Awaitable[None]]
 
 
 async def _call_tool(
@@ -84,16 +105,35 @@ async def _call_tool(
 
 
 async def _run_step(
-    resumed: ResumedStep, tools: dict[str, Tool], ctx: ToolContext
+    resumed: ResumedStep,
+    tools: dict[str, Tool],
+    ctx: ToolContext,
+    mark: Callable[[list[ChatMessage], str], Awaitable[None]] | None = None,
 ) -> AsyncIterator[ToolCallEvent | ToolResultEvent | list[ChatMessage]]:
-    """Execute a step's calls in order; the last item yielded is the step's messages."""
+    """Execute a step's calls in order; the last item yielded is the step's messages.
+
+    *mark* records (results so far, the call about to run) before each call runs."""
     messages = [resumed.step]
     for call in resumed.step.tool_calls:
+        if call.id in resumed.done:  # finished before an interruption: its events went out then
+            messages.append(resumed.done[call.id])
+            continue
+        if mark is not None:
+            await mark(messages[1:], call.id)
         yield ToolCallEvent(call)
         output, is_error = await _call_tool(tools, call, ctx, resumed.refused.get(call.id))
         yield ToolResultEvent(call, output, is_error)
         messages.append(ChatMessage("tool", output, tool_call_id=call.id, name=call.name, is_error=is_error))
     yield messages
+
+
+def _marker(
+    checkpoint: Checkpoint, iteration: int, messages: list[ChatMessage], step: ChatMessage
+) -> Callable[[list[ChatMessage], str], Awaitable[None]]:
+    async def mark(results: list[ChatMessage], running: str) -> None:
+        await checkpoint(LoopState(iteration, messages, step, results, running))
+
+    return mark
 
 
 @dataclass(frozen=True)
@@ -113,23 +153,32 @@ async def run_loop(
     save: Callable[[Sequence[ChatMessage]], Awaitable[None]],
     request_approval: RequestApproval | None,
     resume: ResumedStep | None = None,
+    checkpoint: Checkpoint | None = None,
+    restored: LoopState | None = None,
 ) -> AsyncIterator[AgentEvent]:
     """Call the model, run the tools it asks for, repeat until it answers without tools.
 
     A step with a call to a tool that needs approval is not run: ``request_approval`` records
     it and the loop stops with its event. Resuming runs that step first (``resume``).
+    ``checkpoint`` is told the state before each tool call and after each step; a run continued
+    from such a state (``restored``, with its step as ``resume``) starts where it stood.
     """
     telemetry = observability.current()
     by_name = {t.name: t for t in setup.tools}
     specs = [t.spec() for t in setup.tools]
-    messages = list(prompt)
+    messages = list(restored.messages if restored is not None else prompt)
     usage = Usage()
     pending = resume
-    for _ in range(setup.max_iterations):
+    for iteration in range(restored.iteration if restored else 0, setup.max_iterations):
         if pending is not None:
-            async for item in _run_step(pending, by_name, ctx):
+            mark = _marker(checkpoint, iteration, messages, pending.step) if checkpoint else None
+            async for item in _run_step(pending, by_name, ctx, mark):
                 if isinstance(item, list):
                     messages.extend(item)
+                    if checkpoint is not None:
+                        # Before the session: a crash between the two writes may leave the
+                        # step out of the conversation's history, never in it twice.
+                        await checkpoint(LoopState(iteration, messages))
                     await save(item)
                 else:
                     yield item

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from hector import observability
 from hector.messages import ChatMessage
 from hector.providers.base import Model
 
@@ -78,9 +79,11 @@ class SummaryBufferMemory:
         transcript = "\n".join(f"{m.role}: {m.content}" for m in older if m.content)
         if summary:
             transcript = f"Earlier summary: {summary}\n{transcript}"
-        response = await self.model.request(
-            [ChatMessage("system", SUMMARY_PROMPT), ChatMessage("user", transcript)], [], {}
-        )
+        prompt = [ChatMessage("system", SUMMARY_PROMPT), ChatMessage("user", transcript)]
+        # A model request like the loop's (counted, traced), marked as the memory's own.
+        with observability.current().llm_request(self.model, purpose="summary") as request, request.current():
+            response = await self.model.request(prompt, [], {})
+            request.usage = response.usage
         return MemoryView(list(history[cut:]), response.text.strip() or summary, cut)
 
 

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 import yaml
 
+import hector.cli.sdk_spans  # noqa: F401  # first: a2a-sdk reads its setting when imported
 from hector import __version__
 from hector.cli import remote
 from hector.cli.options import DEFAULT_URL, AgentOpt, ConfigOpt, TokenOpt, UrlOpt, err, out
@@ -99,6 +100,19 @@ def serve(
     docs_folder: Annotated[
         Path | None, typer.Option(help="Index this folder and give the agent a `search` tool over it.")
     ] = None,
+    embedder: Annotated[
+        str | None, typer.Option(help="Embedder for --docs-folder: local (default), ollama, openai, cohere.")
+    ] = None,
+    embedder_model: Annotated[
+        str | None, typer.Option(help="Embedding model for --docs-folder (alone: an Ollama model).")
+    ] = None,
+    mcp_url: Annotated[
+        str | None, typer.Option(help="MCP server whose tools the agent gets (env MCP_URL): source `mcp`.")
+    ] = None,
+    mcp_parser_tool: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated MCP tools parsing --docs-folder's .pdf .docx .pptx .xlsx .html."),
+    ] = None,
     log_level: Annotated[
         str | None, typer.Option(envvar="LOG_LEVEL", help="debug | info | warn | error")
     ] = None,
@@ -126,6 +140,10 @@ def serve(
         "instruction": instruction,
         "tools": [t.strip() for t in tools.split(",") if t.strip()] if tools else None,
         "docs_folder": docs_folder,
+        "embedder": embedder,
+        "embedder_model": embedder_model,
+        "mcp_url": mcp_url,
+        "mcp_parser_tool": [t.strip() for t in (mcp_parser_tool or "").split(",") if t.strip()] or None,
     }
     auth = {"jwks_url": auth_jwks_url, "issuer": auth_issuer, "audience": auth_audience}
     if config is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 from rich.console import Console
@@ -12,6 +13,7 @@ from hector.config import load_config
 from hector.config.schema import Config
 from hector.errors import ConfigError
 from hector.rag import IndexReport, build_library
+from hector.rag.mcp_parsers import mcp_parsing
 from hector.stores.db import create_engine, migrate, sqlite_url
 
 
@@ -36,12 +38,14 @@ async def index_stores(config_file: Path, names: list[str], console: Console) ->
     try:
         await migrate(engine)
         library = build_library(config, loaded.base_dir, engine, names or None)
+        mcp = contextlib.AsyncExitStack()  # MCP sources connected for stores with mcp_parsers
         try:
+            await mcp.enter_async_context(mcp_parsing(config, loaded.base_dir, list(library.stores.values())))
             with Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("files"),
+                TextColumn("documents"),
                 TimeRemainingColumn(),
                 console=console,
                 transient=False,
@@ -57,6 +61,7 @@ async def index_stores(config_file: Path, names: list[str], console: Console) ->
                     files = report.added + report.updated + report.failed
                     progress.update(task, total=files, completed=files)
         finally:
+            await mcp.aclose()
             await library.aclose()
     finally:
         await engine.dispose()

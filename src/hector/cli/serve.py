@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
@@ -17,11 +19,25 @@ from hector.config import LoadedConfig
 from hector.config.checks import outbound
 from hector.logsetup import setup_logging
 from hector.security.redact import collect_secrets
-from hector.server.app import create_app
+from hector.server.app import STREAM_DRAIN_SECONDS, create_app
+from hector.server.grpc import GrpcGateway, GrpcListener
 from hector.server.reload import ReloadingApp
 from hector.tls import insecure_warning
 
 log = logging.getLogger("hector.server")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server; on shutdown the gRPC server stops first, as its calls use the app."""
+
+    def __init__(self, config: uvicorn.Config, grpc: GrpcListener | None) -> None:
+        super().__init__(config)
+        self.grpc = grpc
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.grpc is not None:
+            await self.grpc.stop(STREAM_DRAIN_SECONDS)
+        await super().shutdown(sockets)
 
 
 def announce(loaded: LoadedConfig, console: Console, url: str) -> None:
@@ -41,7 +57,11 @@ def announce(loaded: LoadedConfig, console: Console, url: str) -> None:
             )
     agents = ", ".join(cfg.agents) or "assistant"
     console.print(f"Hector serving agents [bold]{agents}[/bold] at {url}", markup=True)
-    console.print(f"  discovery: {url}/agents   health: {url}/health", markup=False)
+    console.print(f"  web UI: {url}/   discovery: {url}/agents   health: {url}/health", markup=False)
+    if cfg.server.grpc.enabled:
+        grpc = cfg.server.grpc
+        scheme = "grpcs" if cfg.server.tls and cfg.server.tls.enabled else "grpc"
+        console.print(f"  A2A over gRPC: {scheme}://{grpc.host or cfg.server.host}:{grpc.port}", markup=False)
 
 
 def serve(
@@ -65,13 +85,18 @@ def serve(
     # failure there is one clear error line from the CLI, not a traceback from the ASGI lifespan.
     owner: contextlib.AbstractAsyncContextManager[object]
     app: ASGIApp
+    gateway: Callable[[], GrpcGateway]
     if watch:
         reloading = ReloadingApp(Path(loaded.source), loaded, on_reload=configure_logging)
         app, owner = reloading, reloading
+        # One gRPC server for the process; each call is admitted by the current configuration.
+        gateway = lambda: reloading.current.app.state.grpc  # noqa: E731
     else:
         runtime = build_runtime(cfg, loaded.base_dir)
-        app = create_app(runtime, own_runtime=False)
-        owner = runtime
+        starlette = create_app(runtime, own_runtime=False)
+        app, owner = starlette, runtime
+        gateway = lambda: starlette.state.grpc  # noqa: E731
+    grpc = GrpcListener(cfg.server, gateway) if cfg.server.grpc.enabled else None
     bind_host = host or cfg.server.host
     bind_port = port or cfg.server.port
     tls = cfg.server.tls if cfg.server.tls and cfg.server.tls.enabled else None
@@ -94,8 +119,14 @@ def serve(
 
     async def run() -> None:
         async with owner:
-            announce(loaded, Console(stderr=True, soft_wrap=True), f"{scheme}://{bind_host}:{bind_port}")
-            await uvicorn.Server(config).serve()
+            if grpc is not None:  # bound before HTTP: a port in use is one error line, not a traceback
+                await grpc.start()
+            try:
+                announce(loaded, Console(stderr=True, soft_wrap=True), f"{scheme}://{bind_host}:{bind_port}")
+                await _Server(config, grpc).serve()
+            finally:
+                if grpc is not None:
+                    await grpc.stop(0)
 
     with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:  # uvloop when installed
         runner.run(run())

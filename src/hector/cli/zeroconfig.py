@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hector.config.shortcuts import docs_store as folder_store, with_search
 from hector.errors import ConfigError
 from hector.providers import API_KEY_ENV
 
@@ -34,6 +35,10 @@ def zero_config(
     instruction: str | None = None,
     tools: list[str] | None = None,
     docs_folder: Path | None = None,
+    embedder: str | None = None,
+    embedder_model: str | None = None,
+    mcp_url: str | None = None,
+    mcp_parser_tool: list[str] | None = None,
 ) -> dict[str, Any]:
     """The configuration (as YAML data, before validation) that the flags describe."""
     provider = provider or detect_provider()
@@ -57,21 +62,33 @@ def zero_config(
     if tools:
         agent_cfg["tools"] = tools
     data: dict[str, Any] = {"version": "2", "llms": {provider: llm}, "agents": {agent: agent_cfg}}
+    mcp_url = mcp_url or os.environ.get("MCP_URL")
+    if mcp_url:
+        # The server's tools go to the agent and, with --mcp-parser-tool, parse the documents.
+        data["tools"] = {"mcp": {"type": "mcp", "url": mcp_url}}
+        agent_cfg["tools"] = tools = [*(tools or []), "mcp"]
+    if mcp_parser_tool and docs_folder is None:
+        raise ConfigError("--mcp-parser-tool needs --docs-folder (it says how that folder is parsed)")
     if docs_folder is not None:
-        name, store = docs_store(docs_folder)
+        name, store = docs_store(docs_folder, mcp_parser_tool or ())
         data["document_stores"] = {name: store}
         agent_cfg["document_stores"] = [name]
-        agent_cfg["tools"] = [*(tools or []), *([] if "search" in (tools or []) else ["search"])]
+        agent_cfg["tools"] = with_search(tools)
+        if embedder or embedder_model:
+            # A model alone means Ollama, as `--embedder-model nomic-embed-text` did in the Go original.
+            chosen: dict[str, Any] = {"type": embedder or "ollama"}
+            if embedder_model:
+                chosen["model"] = embedder_model
+            data["embedders"] = {"default": chosen}
+    elif embedder or embedder_model:
+        raise ConfigError("--embedder and --embedder-model need --docs-folder (they set how it is indexed)")
     return data
 
 
-def docs_store(folder: Path) -> tuple[str, dict[str, Any]]:
-    """The document store of ``--docs-folder``: the local embedder and the embedded vector store
-    (the defaults), so it works offline with no other setting."""
+def docs_store(folder: Path, mcp_parser_tool: Sequence[str] = ()) -> tuple[str, dict[str, Any]]:
+    """The document store of ``--docs-folder``, as the ``docs_folder`` key declares it: the local
+    embedder and the embedded vector store (the defaults), so it works offline with no other setting."""
     path = folder.expanduser().resolve()
     if not path.is_dir():
         raise ConfigError(f"--docs-folder {folder}: not a folder")
-    # Named after the folder and its absolute path, as the Go original does: two folders of the
-    # same name keep separate collections in one data dir.
-    digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
-    return f"docs_{path.name or 'root'}_{digest}", {"path": str(path), "max_file_size": 50 * 1024 * 1024}
+    return folder_store(path, mcp_parser_tool)

@@ -21,6 +21,7 @@ from hector.config.schema import (
     SessionStoreConfig,
     ToolConfig,
 )
+from hector.config.shortcuts import expand_shortcuts
 from hector.config.tls import anchor_tls_paths
 from hector.errors import ConfigError
 
@@ -99,7 +100,8 @@ def parse_config(
     """Validate already-parsed YAML data (``${VAR}`` still unexpanded).
 
     *extra_tools* names tools supplied in code that agents may list without declaring them.
-    *base_dir* (the configuration file's folder) anchors relative TLS file paths.
+    *base_dir* (the configuration file's folder, else the working directory) anchors relative
+    TLS file paths and ``docs_folder``s.
     """
     if data is None:
         data = {}
@@ -111,6 +113,10 @@ def parse_config(
     except ValidationError as exc:
         lines = [_format_error(e) for e in exc.errors()]
         raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(lines)) from None
+    # Shortcuts become plain entries first, so inline providers' TLS paths are anchored too.
+    cfg, errors = expand_shortcuts(cfg, base_dir or Path.cwd())
+    if errors:
+        raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(errors))
     if base_dir is not None:
         cfg = anchor_tls_paths(cfg, base_dir)
     errors, warnings = check_config(cfg, extra_tools)

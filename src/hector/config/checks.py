@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from hector.config.base import TLSClientOptions
-from hector.config.schema import Config, ToolConfig
+from hector.config.schema import AgentConfig, Config, MCPParsersConfig, SearchConfig, ToolConfig
+from hector.config.sources import api_component, source_problems
 from hector.config.tls import (
     JWKS_COMPONENT,
     Outbound,
@@ -34,6 +35,19 @@ BUILTIN_TOOLS = (
     "agent_call",
 )
 
+# The vector-store types and the keys each cannot do without (back ends edit their own line).
+VECTOR_STORE_NEEDS: dict[str, tuple[str, ...]] = {
+    "embedded": (),
+    "chroma": (),
+    "milvus": (),
+    "pgvector": ("host|url",),
+    "pinecone": ("api_key", "host|url|index_name"),
+    "qdrant": (),
+    "weaviate": (),  # host defaults to localhost, as SPEC §vector store says
+}
+
+EMBEDDER_TYPES = ("local", "openai", "ollama", "cohere")
+
 
 def handler_of(name: str, cfg: ToolConfig) -> str:
     """The built-in a declaration means: ``type: command``, ``type: function, handler: X``,
@@ -61,6 +75,9 @@ def outbound(cfg: Config) -> list[Outbound]:
     for name, store in cfg.vector_stores.items():
         if store.enable_tls or (store.url or "").startswith("https:"):
             add(vector_store_component(store.type, name), store)
+    for name, doc in cfg.document_stores.items():
+        if doc.source == "api" and doc.api is not None and (doc.api.base_url or "").startswith("https:"):
+            add(api_component(name), doc.api)
     for name, tool in cfg.tools.items():
         if not tool.enabled:
             continue
@@ -93,8 +110,74 @@ def mcp_errors(name: str, cfg: ToolConfig) -> list[str]:
     return []
 
 
+def mcp_parser_errors(owner: str, parsers: MCPParsersConfig, tools: Mapping[str, ToolConfig]) -> list[str]:
+    """``mcp_parsers`` name tools of declared, enabled MCP sources (a source's key stands for its
+    only tool; other names are asked of the sources' servers at start-up)."""
+    sources = [n for n, t in tools.items() if t.type == "mcp" and t.enabled]
+    if not parsers.tool_names:
+        return [f"{owner}: mcp_parsers.tool_names is empty; name the MCP tools that parse documents"]
+    errors = []
+    for name in parsers.tool_names:
+        declared = tools.get(name)
+        if declared is not None and declared.type != "mcp":
+            errors.append(
+                f"{owner}: mcp_parsers tool {name!r} is a {declared.type} tool, not an MCP tool source"
+            )
+        elif declared is not None and not declared.enabled:
+            errors.append(f"{owner}: mcp_parsers tool {name!r} is disabled (enabled: false)")
+        elif declared is None and not sources:
+            errors.append(
+                f"{owner}: mcp_parsers tool {name!r} is not a declared MCP tool source; declare the "
+                "MCP server under tools with type: mcp (internal: true keeps it from agents)"
+            )
+    return errors
+
+
 def _missing(kind: str, owner: str, name: str, available: list[str]) -> str:
     return f"{owner}: {kind} {name!r} not found (available: {sorted(available)})"
+
+
+def _search_llms(owner: str, search: SearchConfig, llms: Collection[str]) -> list[str]:
+    blocks = {"rerank": search.rerank, "multi_query": search.multi_query, "hyde": search.hyde}
+    return [
+        _missing("llm", f"{owner} search.{key}", block.llm, list(llms))
+        for key, block in blocks.items()
+        if block is not None and block.llm is not None and block.llm not in llms
+    ]
+
+
+def retrieval_problems(agent_id: str, agent: AgentConfig, cfg: Config) -> tuple[list[str], list[str]]:
+    """Search, include_context and long-term memory settings of a native agent."""
+    owner = f"agent {agent_id!r}"
+    errors = _search_llms(owner, agent.search, cfg.llms)
+    warnings: list[str] = []
+    for kind, name, pool in (
+        ("vector_store", agent.vector_store, cfg.vector_stores),
+        ("embedder", agent.embedder, cfg.embedders),
+    ):
+        if name is not None and name not in pool:
+            errors.append(_missing(kind, owner, name, list(pool)))
+    stores = cfg.document_stores if agent.document_stores is None else agent.document_stores
+    if agent.prompt.include_context and not [s for s in stores if s in cfg.document_stores]:
+        errors.append(f"{owner}: include_context is enabled but the agent has no document stores to search")
+    long_term = agent.memory.long_term
+    if long_term is None or not long_term.enabled:
+        return errors, warnings
+    for kind, own, default, pool in (
+        ("vector_store", agent.vector_store, cfg.defaults.vector_store, cfg.vector_stores),
+        ("embedder", agent.embedder, cfg.defaults.embedder, cfg.embedders),
+    ):
+        if own is None and default is None and len(pool) > 1:
+            errors.append(
+                f"{owner}: {kind} is required when long-term memory is enabled and several are "
+                f"declared ({sorted(pool)}); set agents.{agent_id}.{kind} or defaults.{kind}"
+            )
+    if long_term.recall_scope == "user" and not cfg.server.auth.enabled:
+        warnings.append(
+            f"{owner}: memory.long_term.recall_scope is user, but without server.auth every caller "
+            "is 'anonymous' and recalls the others' memories"
+        )
+    return errors, warnings
 
 
 def check_config(cfg: Config, extra_tools: Collection[str] = ()) -> tuple[list[str], list[str]]:
@@ -135,11 +218,18 @@ def check_config(cfg: Config, extra_tools: Collection[str] = ()) -> tuple[list[s
         for tool in agent.tools or []:
             if tool not in cfg.tools and tool not in BUILTIN_TOOLS and tool not in extra_tools:
                 errors.append(_missing("tool", owner, tool, [*cfg.tools, *BUILTIN_TOOLS, *extra_tools]))
+            elif tool in cfg.tools and cfg.tools[tool].internal:
+                warnings.append(
+                    f"{owner}: tool {tool!r} is internal (document parsing only); the agent won't get it"
+                )
         for sub in agent.sub_agents or []:
             if sub not in cfg.agents:
                 errors.append(_missing("sub-agent", owner, sub, list(cfg.agents)))
             elif sub == agent_id:
                 errors.append(f"{owner}: an agent cannot be its own sub-agent")
+        found_errors, found_warnings = retrieval_problems(agent_id, agent, cfg)
+        errors += found_errors
+        warnings += found_warnings
         for store in agent.document_stores or []:
             if store not in cfg.document_stores:
                 warnings.append(
@@ -152,6 +242,7 @@ def check_config(cfg: Config, extra_tools: Collection[str] = ()) -> tuple[list[s
             errors += mcp_errors(tool_id, tool_cfg) if tool_cfg.enabled else []
             continue
         handler = handler_of(tool_id, tool_cfg)
+        errors += _search_llms(f"tool {tool_id!r}", tool_cfg.search, cfg.llms)
         if handler not in BUILTIN_TOOLS:
             errors.append(
                 f"tool {tool_id!r}: unknown handler {handler!r}; use type: command, type: mcp, or "
@@ -166,12 +257,37 @@ def check_config(cfg: Config, extra_tools: Collection[str] = ()) -> tuple[list[s
                 "database; set backend: sql on the store or rate_limit.backend: memory"
             )
 
+    for embedder_id, embedder in cfg.embedders.items():
+        if embedder.type not in EMBEDDER_TYPES:
+            errors.append(
+                f"embedder {embedder_id!r}: unknown type {embedder.type!r} "
+                f"(expected one of: {', '.join(EMBEDDER_TYPES)})"
+            )
+
+    for vectors_id, vectors in cfg.vector_stores.items():
+        needs = VECTOR_STORE_NEEDS.get(vectors.type)
+        if needs is None:
+            errors.append(
+                f"vector store {vectors_id!r}: unknown type {vectors.type!r} "
+                f"(expected one of: {', '.join(VECTOR_STORE_NEEDS)})"
+            )
+        # "a|b" in a need: either key will do.
+        elif missing := [k for k in needs if not any(getattr(vectors, a) for a in k.split("|"))]:
+            wanted = ", ".join(k.replace("|", " or ") for k in missing)
+            errors.append(f"vector store {vectors_id!r}: type {vectors.type} needs {wanted}")
+
     for doc_id, doc in cfg.document_stores.items():
         owner = f"document store {doc_id!r}"
+        errors += _search_llms(owner, doc.search, cfg.llms)
         if doc.vector_store is not None and doc.vector_store not in cfg.vector_stores:
             errors.append(_missing("vector_store", owner, doc.vector_store, list(cfg.vector_stores)))
         if doc.embedder is not None and doc.embedder not in cfg.embedders:
             errors.append(_missing("embedder", owner, doc.embedder, list(cfg.embedders)))
+        if doc.mcp_parsers is not None:
+            errors += mcp_parser_errors(owner, doc.mcp_parsers, cfg.tools)
+        found_errors, found_warnings = source_problems(owner, doc)
+        errors += found_errors
+        warnings += found_warnings
 
     auth = cfg.server.auth
     internal = [a for a, c in cfg.agents.items() if c.visibility == "internal"]
@@ -204,4 +320,9 @@ def check_config(cfg: Config, extra_tools: Collection[str] = ()) -> tuple[list[s
     warnings += tls_file_errors(cfg)
     warnings += insecure_warnings(outbound(cfg), cfg)
     errors += server_tls_errors(cfg.server.tls)
+    grpc = cfg.server.grpc
+    if cfg.server.preferred_transport == "grpc" and not grpc.enabled:
+        errors.append("server.preferred_transport: grpc needs server.grpc.enabled: true")
+    if grpc.enabled and grpc.port == cfg.server.port and (grpc.host or cfg.server.host) == cfg.server.host:
+        errors.append(f"server.grpc.port {grpc.port} is server.port too: give gRPC a port of its own")
     return errors, warnings

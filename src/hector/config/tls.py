@@ -110,6 +110,10 @@ def anchor_tls_paths(cfg: Config, base: Path) -> Config:
             "vector_stores": _anchored_map(cfg.vector_stores, base),
             "tools": _anchored_map(cfg.tools, base),
             "agents": _anchored_map(cfg.agents, base),
+            "document_stores": {
+                name: _updated(doc, {"api": doc.api and _anchored(doc.api, base, _CLIENT_FILES)})
+                for name, doc in cfg.document_stores.items()
+            },
             "server": server,
         },
     )

@@ -7,6 +7,7 @@ document stores that name it.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,9 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hector.config.schema import Config, EmbedderConfig, VectorStoreConfig
 from hector.errors import ConfigError
+from hector.rag.backends import build_vector_store
 from hector.rag.documents import DocumentStore, IndexReport
 from hector.rag.embedders import Embedder, build_embedder
-from hector.rag.vectors import EmbeddedVectorStore, VectorStore
+from hector.rag.vectors import VectorStore
 
 __all__ = ["DocumentStore", "IndexReport", "Library", "build_library"]
 
@@ -29,15 +31,37 @@ class Library:
     embedders: dict[str, Embedder] = field(default_factory=dict)
     vector_stores: dict[str, VectorStore] = field(default_factory=dict)
 
+    def embedder(self, own: str | None, owner: str, config: Config, base_dir: Path) -> Embedder:
+        """The embedder *owner* uses, built once and shared."""
+        name = _pick("embedder", own, config.defaults.embedder, config.embedders, owner)
+        if name not in self.embedders:
+            cfg = config.embedders.get(name, EmbedderConfig())
+            self.embedders[name] = build_embedder(name, cfg, base_dir, config)
+        return self.embedders[name]
+
+    def vector_store(
+        self, own: str | None, owner: str, config: Config, base_dir: Path, state: AsyncEngine
+    ) -> VectorStore:
+        """The vector store *owner* uses, built once and shared."""
+        name = _pick("vector_store", own, config.defaults.vector_store, config.vector_stores, owner)
+        if name not in self.vector_stores:
+            cfg = config.vector_stores.get(name, VectorStoreConfig())
+            self.vector_stores[name] = build_vector_store(name, cfg, base_dir, state, config)
+        return self.vector_stores[name]
+
     async def aclose(self) -> None:
+        for store in self.stores.values():
+            await store.aclose()
         for embedder in self.embedders.values():
             await embedder.aclose()
         for vectors in self.vector_stores.values():
             await vectors.aclose()
 
 
-def _pick(kind: str, own: str | None, default: str | None, declared: dict[str, object]) -> str:
-    """A store's embedder or vector store: its own, else the default, else the only one declared."""
+def _pick(kind: str, own: str | None, default: str | None, declared: Collection[str], owner: str) -> str:
+    """An owner's embedder or vector store: its own, else the default, else the only one declared,
+    else the built-in (the local embedder, the embedded store). ``hector validate`` reports the
+    ambiguous case first; this is the last line for configurations built without it."""
     name = own or default
     if name:
         return name
@@ -45,7 +69,7 @@ def _pick(kind: str, own: str | None, default: str | None, declared: dict[str, o
         return next(iter(declared))
     if not declared:
         return DEFAULT
-    raise ConfigError(f"several {kind}s are declared ({sorted(declared)}): set defaults.{kind}")
+    raise ConfigError(f"{owner}: several {kind}s are declared ({sorted(declared)}): set defaults.{kind}")
 
 
 def build_library(
@@ -56,22 +80,8 @@ def build_library(
     library = Library()
     for name in config.document_stores if names is None else names:
         cfg = config.document_stores[name]
-        embedder_name = _pick("embedder", cfg.embedder, config.defaults.embedder, dict(config.embedders))
-        if embedder_name not in library.embedders:
-            embedder_cfg = config.embedders.get(embedder_name, EmbedderConfig())
-            library.embedders[embedder_name] = build_embedder(embedder_name, embedder_cfg, base_dir, config)
-        vectors_name = _pick(
-            "vector_store", cfg.vector_store, config.defaults.vector_store, dict(config.vector_stores)
-        )
-        if vectors_name not in library.vector_stores:
-            vectors_cfg = config.vector_stores.get(vectors_name, VectorStoreConfig())
-            if vectors_cfg.type != "embedded":
-                raise ConfigError(
-                    f"vector store {vectors_name!r}: type {vectors_cfg.type!r} is not supported in this "
-                    "version yet (use embedded: no server, kept in the data dir)"
-                )
-            library.vector_stores[vectors_name] = EmbeddedVectorStore(state)
-        library.stores[name] = DocumentStore(
-            name, cfg, base_dir, library.embedders[embedder_name], library.vector_stores[vectors_name], state
-        )
+        owner = f"document store {name!r}"
+        embedder = library.embedder(cfg.embedder, owner, config, base_dir)
+        vectors = library.vector_store(cfg.vector_store, owner, config, base_dir, state)
+        library.stores[name] = DocumentStore(name, cfg, base_dir, embedder, vectors, state, config)
     return library

@@ -1,7 +1,8 @@
-"""A document store: a folder kept indexed in a vector store, and searched.
+"""A document store: a folder (or database rows, or API items) kept indexed in a vector store, and searched.
 
 Indexing is incremental: each file's content hash (with the chunking settings) is recorded, so
 only new and changed files are parsed and embedded again, and deleted files lose their chunks.
+Database and API sources (``hector.rag.sources_base``) yield records, indexed the same way.
 
 Hybrid search fuses a keyword ranking (Okapi BM25 over the same chunks) with the vector ranking
 by reciprocal rank fusion: vectors find paraphrases, BM25 finds the exact identifiers, error
@@ -25,16 +26,28 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hector.config.base import TLSClientOptions
 from hector.config.schema import DocumentStoreConfig
 from hector.errors import ConfigError
+from hector.observability import retrieval as telemetry
 from hector.rag.embedders import Embedder
-from hector.rag.sources import DEFAULT_EXCLUDES, FileFilter, chunk_text, parse, walk
+from hector.rag.sources import (
+    FileFilter,
+    FileParser,
+    Section,
+    chunk_text,
+    default_excludes,
+    language_of,
+    parse_file,
+    walk,
+)
+from hector.rag.sources_base import Record, RecordSource, build_source
 from hector.rag.vectors import Chunk, Hit, VectorStore
 from hector.stores.db import rag_documents
 
 log = logging.getLogger("hector.rag")
 
-SearchMode = Literal["vector", "hybrid"]
+SearchMode = Literal["vector", "hybrid", "keyword"]
 EMBED_GROUP = 256  # chunks embedded and written together: big batches, bounded memory
 Progress = Callable[[int, int], None]
 """Called with (files done, files to index)."""
@@ -80,15 +93,17 @@ class BM25:
         return [Hit(self.chunks[i], score) for i, score in best]
 
 
-def fuse(rankings: Sequence[Sequence[Hit]], top_k: int) -> list[Hit]:
-    """Reciprocal rank fusion; scores are scaled so that first in every ranking is 1.0."""
+def fuse(rankings: Sequence[Sequence[Hit]], top_k: int, weights: Sequence[float] | None = None) -> list[Hit]:
+    """Reciprocal rank fusion, each ranking counting by its weight (default: all equal);
+    scores are scaled so that first in every ranking is 1.0."""
+    weights = list(weights) if weights is not None else [1.0] * len(rankings)
     fused: dict[str, float] = defaultdict(float)
     chunks: dict[str, Chunk] = {}
-    for ranking in rankings:
+    for ranking, weight in zip(rankings, weights, strict=True):
         for rank, hit in enumerate(ranking, 1):
-            fused[hit.chunk.id] += 1 / (RRF_K + rank)
+            fused[hit.chunk.id] += weight / (RRF_K + rank)
             chunks[hit.chunk.id] = hit.chunk
-    best_possible = len(rankings) / (RRF_K + 1)
+    best_possible = sum(weights) / (RRF_K + 1) or 1.0
     ordered = sorted(fused.items(), key=lambda item: -item[1])[:top_k]
     return [Hit(chunks[cid], score / best_possible) for cid, score in ordered]
 
@@ -108,6 +123,19 @@ class _File:
     rel: str
     path: Path
     digest: str
+
+
+@dataclass(frozen=True)
+class _Item:
+    """A record of a database or API source, keyed by its id as a file is by its path."""
+
+    rel: str
+    record: Record
+    digest: str
+
+
+def _items(records: list[Record], salt: bytes) -> list[_Item]:
+    return [_Item(r.id, r, hashlib.sha256(salt + r.fingerprint()).hexdigest()) for r in records]
 
 
 def _scan(root: Path, file_filter: FileFilter, salt: bytes) -> list[_File]:
@@ -131,12 +159,13 @@ class DocumentStore:
         embedder: Embedder,
         vectors: VectorStore,
         state: AsyncEngine,
+        tls_defaults: TLSClientOptions | None = None,
     ) -> None:
-        if cfg.source != "directory":
-            raise ConfigError(
-                f"document store {name!r}: source {cfg.source!r} is not supported in this version yet"
-            )
+        if cfg.source not in ("directory", "sql", "api"):
+            raise ConfigError(f"document store {name!r}: unknown source {cfg.source!r}")
         self.name = name
+        self.source: RecordSource | None = build_source(name, cfg, base_dir, tls_defaults)
+        """Where the records of a sql or api store come from; None for a folder."""
         self.cfg = cfg
         root = Path(cfg.source_path or ".").expanduser()
         self.root = root if root.is_absolute() else (base_dir / root).resolve()
@@ -144,36 +173,53 @@ class DocumentStore:
         self.embedder = embedder
         self.vectors = vectors
         self._state = state
-        excludes = list(DEFAULT_EXCLUDES if cfg.exclude_patterns is None else cfg.exclude_patterns)
+        parsed = cfg.mcp_parsers.extensions if cfg.mcp_parsers else []
+        excludes = default_excludes(parsed) if cfg.exclude_patterns is None else list(cfg.exclude_patterns)
         self.filter = FileFilter(
             cfg.include_patterns, excludes + cfg.additional_exclude_patterns, cfg.max_file_size
         )
         self.chunk_overlap = min(cfg.chunk_overlap, cfg.chunk_size // 2)
         # Changing how files are cut changes every chunk: the settings are part of each file's hash.
         self._salt = f"{cfg.chunk_size}:{self.chunk_overlap}\0".encode()
+        if cfg.mcp_parsers:  # so are the parsers: files get parsed again when they change
+            self._salt += cfg.mcp_parsers.model_dump_json().encode()
         self._bm25: BM25 | None = None
         self._lock = asyncio.Lock()
+        self.parse_file: FileParser = parse_file
+        """The runtime puts MCP parsing here for a store with ``mcp_parsers``."""
 
     async def index(self, progress: Progress | None = None) -> IndexReport:
         """Bring the collection up to date with the folder."""
         async with self._lock:
-            report = await self._index(progress)
+            with telemetry.indexing(self.name) as run:
+                report = await self._index(progress)
+                telemetry.indexed(run, report)
             self._bm25 = None
             return report
 
     async def _index(self, progress: Progress | None) -> IndexReport:
-        if not self.root.is_dir():
+        if self.source is None and not self.root.is_dir():
             raise ConfigError(f"document store {self.name!r}: folder {self.root} does not exist")
         dimension = self.embedder.dimension
         if dimension is None:
             dimension = len((await self.embedder.embed(["dimension probe"]))[0])
         if await self.vectors.open_collection(self.collection, self.embedder.identity, dimension):
-            log.info("document store %s: embedder changed, re-indexing everything", self.name)
+            if await self._known():
+                log.info(
+                    "document store %s: its collection was emptied (another embedder, or the vector "
+                    "store lost its data): re-indexing everything",
+                    self.name,
+                )
             await self._forget_all()
         known = await self._known() if self.cfg.enable_incremental_indexing else {}
         if not self.cfg.enable_incremental_indexing:
             await self._forget_all()
-        files = await asyncio.to_thread(_scan, self.root, self.filter, self._salt)
+        # Read before anything is deleted: a database or API that fails must not empty the index.
+        files: Sequence[_File | _Item]
+        if self.source is not None:
+            files = _items(await self.source.records(), self._salt)
+        else:
+            files = await asyncio.to_thread(_scan, self.root, self.filter, self._salt)
         current = {f.rel for f in files}
         gone = [rel for rel in known if rel not in current]
         report = IndexReport(removed=len(gone))
@@ -181,10 +227,11 @@ class DocumentStore:
         await self._forget(gone)
         todo = [f for f in files if known.get(f.rel) != f.digest]
         report.unchanged = len(files) - len(todo)
-        pending: list[tuple[_File, list[Chunk]]] = []
+        pending: list[tuple[_File | _Item, list[Chunk]]] = []
         for done, file in enumerate(todo, 1):
             try:
-                chunks = await asyncio.to_thread(self._chunks, file)
+                sections = await self._sections(file)
+                chunks = await asyncio.to_thread(self._chunks, file, sections)
             except Exception as exc:
                 # One broken PDF must not stop the rest of the folder from being searchable.
                 log.warning("document store %s: cannot parse %s: %s", self.name, file.rel, exc)
@@ -205,10 +252,16 @@ class DocumentStore:
             await self._write(pending)
         return report
 
-    def _chunks(self, file: _File) -> list[Chunk]:
+    async def _sections(self, file: _File | _Item) -> list[Section]:
+        if isinstance(file, _Item):
+            return [Section(file.record.text)]
+        return await self.parse_file(file.rel, file.path)
+
+    def _chunks(self, file: _File | _Item, sections: list[Section]) -> list[Chunk]:
         stem = hashlib.sha256(file.rel.encode()).hexdigest()[:24]
+        language = language_of(file.rel)
         chunks: list[Chunk] = []
-        for section in parse(file.rel, file.path.read_bytes()):
+        for section in sections:
             for piece in chunk_text(section.text, self.cfg.chunk_size, self.chunk_overlap):
                 meta: dict[str, object] = {
                     "path": file.rel,
@@ -218,15 +271,23 @@ class DocumentStore:
                 }
                 if section.page is not None:
                     meta["page"] = section.page
+                if section.name is not None:
+                    meta["section"] = section.name
+                if language is not None:
+                    meta["language"] = language
+                if isinstance(file, _Item):  # cited by its id: a row has no meaningful line numbers
+                    cite = {"path": file.rel, "chunk": meta["chunk"]}
+                    meta = {**file.record.meta, "source": self.cfg.source, **cite}
                 chunks.append(Chunk(f"{stem}:{len(chunks)}", file.rel, piece.text, meta))
         return chunks
 
-    async def _write(self, pending: list[tuple[_File, list[Chunk]]]) -> None:
+    async def _write(self, pending: list[tuple[_File | _Item, list[Chunk]]]) -> None:
         chunks = [c for _, file_chunks in pending for c in file_chunks]
         vectors = await self.embedder.embed([c.text for c in chunks])
         # Old chunks go first: a file that shrank would otherwise keep its stale tail.
         await self.vectors.delete_documents(self.collection, [f.rel for f, _ in pending])
-        await self.vectors.upsert(self.collection, chunks, vectors)
+        with telemetry.vector_store("upsert", self.vectors, self.collection):
+            await self.vectors.upsert(self.collection, chunks, vectors)
         now = dt.datetime.now(dt.UTC)
         async with self._state.begin() as conn:
             await conn.execute(
@@ -272,27 +333,45 @@ class DocumentStore:
         async with self._state.begin() as conn:
             await conn.execute(rag_documents.delete().where(rag_documents.c.collection == self.collection))
 
+    async def aclose(self) -> None:
+        if self.source is not None:
+            await self.source.aclose()
+
     async def search(
-        self, query: str, top_k: int = 5, mode: SearchMode = "hybrid", threshold: float = 0.0
+        self,
+        query: str,
+        top_k: int = 5,
+        mode: SearchMode = "hybrid",
+        threshold: float = 0.0,
+        alpha: float | None = None,
     ) -> list[Hit]:
         """The *top_k* best chunks for *query*, best first.
+
+        *alpha* is the weight of the vector ranking in the fusion, the keyword ranking weighing
+        ``1 - alpha``: 0.5 in hybrid mode, 0.1 in keyword mode unless given.
 
         *threshold* is a minimum cosine similarity in both modes: fused rank scores say how well a
         chunk ranked, not how relevant it is, so they would make a poor cut-off. In hybrid mode a
         chunk found by keywords alone has no known similarity and is dropped by any threshold.
         """
-        query_vector = (await self.embedder.embed([query]))[0]
+        query_vector = await self.embedder.embed_query(query)
         if mode == "vector":
-            hits = await self.vectors.query(self.collection, query_vector, top_k)
+            hits = await self._query(query_vector, top_k)
             return [h for h in hits if h.score >= threshold]
         # Fusing needs depth: a chunk 30th by vectors but 1st by keywords should still surface.
         depth = max(50, top_k * 5)
-        by_vector = await self.vectors.query(self.collection, query_vector, depth)
+        by_vector = await self._query(query_vector, depth)
         similar = {h.chunk.id for h in by_vector if h.score >= threshold}
         bm25 = await self._keyword_index()
         by_keyword = await asyncio.to_thread(bm25.query, query, depth)
-        fused = fuse([by_vector, by_keyword], depth)
+        if alpha is None:
+            alpha = 0.1 if mode == "keyword" else 0.5
+        fused = fuse([by_vector, by_keyword], depth, (alpha, 1 - alpha))
         return [h for h in fused if threshold <= 0 or h.chunk.id in similar][:top_k]
+
+    async def _query(self, vector: list[float], top_k: int) -> list[Hit]:
+        with telemetry.vector_store("query", self.vectors, self.collection):
+            return await self.vectors.query(self.collection, vector, top_k)
 
     async def _keyword_index(self) -> BM25:
         if self._bm25 is None:

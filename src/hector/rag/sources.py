@@ -1,17 +1,20 @@
 """Which files of a folder a document store indexes, their text, and its chunks.
 
-Markdown, plain text and source code are read as text; PDF (pypdf) and DOCX (python-docx) have
-their own parsers. Other binary files are skipped. Text is cut into chunks of about
+Markdown, plain text and source code are read as text; PDF (pypdf), DOCX (python-docx) and
+XLSX (openpyxl) have their own parsers. Other binary files are skipped, unless a store hands them
+to an MCP parser (``hector.rag.mcp_parsers``). Text is cut into chunks of about
 ``chunk_size`` characters on paragraph and line boundaries, and every chunk remembers its line
 range, so a search result can cite where it came from.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import fnmatch
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -32,16 +35,56 @@ DEFAULT_EXCLUDES = (
     "*.mkv", "*.webm", "*.zip", "*.tar", "*.gz", "*.tgz", "*.bz2", "*.xz", "*.7z", "*.rar",
     "*.woff", "*.woff2", "*.ttf", "*.otf", "*.eot", "*.db", "*.sqlite", "*.sqlite3",
     "*.db-wal", "*.db-shm", "*.parquet", "*.pkl", "*.npy", "*.safetensors", "*.min.js",
-    "*.map", "*.pptx", "*.xlsx", "*.xls", "*.doc", "*.ppt",
+    "*.map", "*.pptx", "*.xls", "*.doc", "*.ppt",
 )  # fmt: skip
+
+# The language recorded with each chunk (``meta["language"]``), which the search tool filters on.
+LANGUAGES = {
+    ".py": "python", ".pyi": "python", ".go": "go", ".ts": "typescript", ".tsx": "typescript",
+    ".js": "javascript", ".jsx": "javascript", ".mjs": "javascript", ".cjs": "javascript",
+    ".java": "java", ".kt": "kotlin", ".kts": "kotlin", ".scala": "scala", ".rs": "rust",
+    ".rb": "ruby", ".php": "php", ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp",
+    ".hpp": "cpp", ".cs": "csharp", ".swift": "swift", ".m": "objective-c", ".dart": "dart",
+    ".lua": "lua", ".r": "r", ".jl": "julia", ".ex": "elixir", ".exs": "elixir", ".erl": "erlang",
+    ".hs": "haskell", ".clj": "clojure", ".sh": "shell", ".bash": "shell", ".zsh": "shell",
+    ".ps1": "powershell", ".sql": "sql", ".proto": "protobuf", ".tf": "terraform",
+    ".html": "html", ".htm": "html", ".css": "css", ".scss": "scss", ".vue": "vue",
+    ".svelte": "svelte", ".md": "markdown", ".markdown": "markdown", ".rst": "restructuredtext",
+    ".json": "json", ".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".xml": "xml",
+}  # fmt: skip
+
+# A spreadsheet is cut off past these, with a note: a log dumped into Excel is not a document.
+XLSX_MAX_ROWS = 10_000
+"""Rows read per sheet."""
+XLSX_MAX_COLUMNS = 100
+XLSX_MAX_CELLS = 500_000
+"""Cells read per workbook."""
+
+
+def extension(path: str) -> str:
+    """The lower-case suffix of *path*, with its dot (``""`` when it has none)."""
+    return PurePosixPath(path).suffix.lower()
+
+
+def language_of(path: str) -> str | None:
+    """The language of a file, from its extension: ``python``, ``go``, ``markdown``, …"""
+    return LANGUAGES.get(extension(path))
+
+
+def default_excludes(parsed: Collection[str] = ()) -> list[str]:
+    """The default exclusions, less the ``*.ext`` entries of extensions an MCP parser reads."""
+    wanted = {f"*{e}" for e in parsed}
+    return [p for p in DEFAULT_EXCLUDES if p not in wanted]
 
 
 @dataclass(frozen=True)
 class Section:
-    """Text of one part of a file: the whole of a text file, or one page of a PDF."""
+    """Text of one part of a file: the whole of a text file, a page of a PDF, a sheet of a
+    workbook (*name*: the sheet's)."""
 
     text: str
     page: int | None = None
+    name: str | None = None
 
 
 def _matches(rel: PurePosixPath, pattern: str) -> bool:
@@ -108,16 +151,63 @@ def _docx(data: bytes) -> list[Section]:
     return [Section("\n\n".join(b for b in blocks if b.strip()))]
 
 
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # Excel stores every number as a float: 3, not 3.0
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    return str(value).replace("\n", " ")
+
+
+def _xlsx(data: bytes) -> list[Section]:
+    from openpyxl import load_workbook
+
+    # Read-only mode streams rows instead of building every cell object; data_only gives the
+    # values formulas last computed, not the formulas.
+    workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    sections: list[Section] = []
+    budget = XLSX_MAX_CELLS
+    try:
+        for sheet in workbook.worksheets:
+            # One line per row, so a chunk's line range is (almost) its row range: line 1 is the
+            # sheet's name, row n is line n + 1; an empty row stays an empty line.
+            lines = [f"Sheet: {sheet.title}"]
+            # Rows come padded to max_col: the sheet's own width, when its header declares one.
+            width = min(sheet.max_column or XLSX_MAX_COLUMNS, XLSX_MAX_COLUMNS)
+            for number, row in enumerate(sheet.iter_rows(max_col=width, values_only=True), 1):
+                if number > XLSX_MAX_ROWS or budget <= 0:
+                    lines.append(f"[rows after {number - 1} not indexed]")
+                    break
+                budget -= len(row)
+                lines.append(" | ".join(_cell(v) for v in row).rstrip(" |"))
+            sections.append(Section("\n".join(lines).rstrip(), name=sheet.title))
+    finally:
+        workbook.close()
+    return sections
+
+
+NATIVE = {".pdf": _pdf, ".docx": _docx, ".xlsx": _xlsx}
+
+
 def parse(path: str, data: bytes) -> list[Section]:
     """The text of a file; no sections for a binary file. Blocking: run it off the event loop."""
-    suffix = PurePosixPath(path).suffix.lower()
-    if suffix == ".pdf":
-        return _pdf(data)
-    if suffix == ".docx":
-        return _docx(data)
+    native = NATIVE.get(extension(path))
+    if native is not None:
+        return native(data)
     if b"\x00" in data[:8192]:
         return []
     return [Section(data.decode("utf-8", errors="replace"))]
+
+
+FileParser = Callable[[str, Path], Awaitable[list[Section]]]
+"""(relative path, absolute path) → the file's sections."""
+
+
+async def parse_file(rel: str, path: Path) -> list[Section]:
+    """Native parsing of the file at *path*, off the event loop."""
+    return await asyncio.to_thread(lambda: parse(rel, path.read_bytes()))
 
 
 @dataclass(frozen=True)

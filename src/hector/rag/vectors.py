@@ -40,8 +40,10 @@ class Hit:
 class VectorStore(ABC):
     @abstractmethod
     async def open_collection(self, collection: str, embedder: str, dimension: int) -> bool:
-        """Make *collection* ready for vectors of *embedder*; True when it was emptied because it
-        held vectors of another embedder or dimension (they cannot be compared with new ones)."""
+        """Make *collection* ready for vectors of *embedder*. True when it holds nothing the caller
+        may believe is there, so everything must be indexed again: it was emptied because it held
+        vectors of another embedder or dimension (they cannot be compared with new ones), or, for a
+        store on a server, it was just created (a first run, or a server that lost its data)."""
 
     @abstractmethod
     async def upsert(self, collection: str, chunks: list[Chunk], vectors: list[list[float]]) -> None: ...

@@ -25,6 +25,14 @@ log = logging.getLogger("hector.auth")
 
 ALWAYS_OPEN = frozenset({"/health", "/ready"})
 DISCOVERY = frozenset({"/agents", "/v1/agents"})
+# The web UI's page and its scripts/styles: they hold no data, and the page must load before the
+# user can give it a key. Its API calls (including /ui/whoami) are checked like any other.
+UI_PAGE = "/"
+UI_ASSETS = "/ui/assets/"
+
+
+def is_ui_file(path: str) -> bool:
+    return path == UI_PAGE or path.startswith(UI_ASSETS)
 
 
 async def send_json(send: Send, status: int, body: object, headers: Sequence[tuple[str, str]] = ()) -> None:
@@ -111,7 +119,7 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         path = _normalize(scope["path"])
-        excluded = path in self.excluded
+        excluded = path in self.excluded or is_ui_file(scope["path"])
         agent = agent_in_path(path)
         principal: Principal | None = None
         header = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), None)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from a2a.server.context import ServerCallContext
-from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.server.request_handlers.response_helpers import agent_card_to_dict
 from a2a.server.routes import create_jsonrpc_routes, create_rest_routes
 from a2a.server.routes.common import DefaultServerCallContextBuilder
@@ -23,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from hector.a2a.cards import build_card
-from hector.a2a.executor import HectorAgentExecutor
+from hector.a2a.takeover import build_handler
 from hector.config.schema import RateLimitConfig
 from hector.config.tls import effective_tls
 from hector.observability import Telemetry
@@ -33,7 +34,9 @@ from hector.security.authn import Authenticator
 from hector.security.clientip import Network, forwarded_proto, parse_networks
 from hector.security.middleware import AuthMiddleware, RateLimitMiddleware, principal_of
 from hector.security.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from hector.server.grpc import GrpcAgent, GrpcGateway, GrpcListener
 from hector.server.limits import BodySizeLimitMiddleware
+from hector.web import web_routes
 
 log = logging.getLogger("hector.server")
 
@@ -64,18 +67,20 @@ class AgentEndpoints:
     """The a2a-sdk request handler of one agent and the card it serves."""
 
     def __init__(
-        self, entry: AgentEntry, base_url: str | None, auth: CardAuth, trusted_proxies: list[Network]
+        self,
+        entry: AgentEntry,
+        base_url: str | None,
+        auth: CardAuth,
+        trusted_proxies: list[Network],
+        transports: CardTransports | None = None,
     ) -> None:
         self.entry = entry
         self.base_url = base_url
         self.auth = auth
         self.trusted_proxies = trusted_proxies
+        self.transports = transports or CardTransports()
         placeholder = self._build(base_url or "http://localhost")
-        self.handler = DefaultRequestHandler(
-            agent_executor=HectorAgentExecutor(entry.agent, entry.leases),
-            task_store=entry.task_store,
-            agent_card=placeholder,
-        )
+        self.handler = build_handler(entry, placeholder)
         self._cards: dict[str, dict[str, Any]] = {}
 
     def card(self, request: Request) -> dict[str, Any]:
@@ -97,7 +102,21 @@ class AgentEndpoints:
 
     def _build(self, base: str) -> AgentCard:
         required = self.auth.required or self.entry.agent.visibility == "internal"
-        return build_card(self.entry.agent, base, self.entry.config.skills, self.auth.enabled, required)
+        grpc_address = None
+        if self.transports.grpc_port is not None:
+            # The host the client reached us by (or base_url's) serves gRPC too, on its own port.
+            host = urlsplit(base).hostname or "localhost"
+            host = f"[{host}]" if ":" in host else host
+            grpc_address = f"{host}:{self.transports.grpc_port}"
+        return build_card(
+            self.entry.agent,
+            base,
+            self.entry.config.skills,
+            self.auth.enabled,
+            required,
+            grpc_address,
+            self.transports.preferred,
+        )
 
     def routes(self) -> list[BaseRoute]:
         prefix = f"/agents/{self.entry.agent.id}"
@@ -138,6 +157,13 @@ class CardAuth:
     required: bool
 
 
+@dataclass(frozen=True)
+class CardTransports:
+    grpc_port: int | None = None
+    """Set when ``server.grpc`` is enabled: the cards list the gRPC interface too."""
+    preferred: str = "json-rpc"
+
+
 def _limiter(cfg: RateLimitConfig) -> RateLimiter:
     capacity = cfg.burst or cfg.requests_per_minute
     if cfg.backend == "redis":
@@ -146,13 +172,33 @@ def _limiter(cfg: RateLimitConfig) -> RateLimiter:
     return MemoryRateLimiter(cfg.requests_per_minute, capacity)
 
 
+_startup_frozen = False
+
+
+def _freeze_startup_objects() -> None:
+    """Exempt what exists once the server has started from the cyclic garbage collector.
+
+    Configuration, agents, SDK and library modules are ~150,000 tracked objects that live as long
+    as the process; every full collection walked them all again, a pause of about 100 ms in the
+    middle of some request (the p99 of bench/load.py). Frozen, they are skipped; anything created
+    later is collected as before, and memory freed by reference counting is unaffected. Once
+    per process: later apps (tests) would only pay for another full collection.
+    """
+    global _startup_frozen
+    if not _startup_frozen:
+        _startup_frozen = True
+        gc.collect()
+        gc.freeze()
+
+
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
 def create_app(runtime: Runtime, own_runtime: bool = True) -> Starlette:
     """The ASGI app for *runtime*; with *own_runtime* its lifespan also starts and stops the
-    runtime (tests, embedding), otherwise the caller does (``hector serve``)."""
+    runtime and, with ``server.grpc`` enabled, the gRPC server (tests, embedding); otherwise the
+    caller does (``hector serve``, with ``app.state.grpc`` as the gateway of its gRPC server)."""
     server = runtime.config.server
     auth = server.auth
     authenticator = Authenticator(auth, effective_tls(auth, runtime.config)) if auth.enabled else None
@@ -160,8 +206,10 @@ def create_app(runtime: Runtime, own_runtime: bool = True) -> Starlette:
     limiter = _limiter(server.rate_limiting) if server.rate_limiting.enabled else None
     trusted = parse_networks(server.trusted_proxies)
     telemetry = Telemetry.from_config(server.observability)
+    runtime.telemetry = telemetry  # for what the runtime does outside requests (indexing, takeovers)
+    transports = CardTransports(server.grpc.port if server.grpc.enabled else None, server.preferred_transport)
     exposed = {
-        agent_id: AgentEndpoints(entry, server.base_url, card_auth, trusted)
+        agent_id: AgentEndpoints(entry, server.base_url, card_auth, trusted, transports)
         for agent_id, entry in runtime.agents.items()
         if entry.agent.visibility != "private"
     }
@@ -209,6 +257,7 @@ def create_app(runtime: Runtime, own_runtime: bool = True) -> Starlette:
         Route("/agents", discovery, methods=["GET"]),
         Route("/v1/agents", discovery, methods=["GET"]),
         Route("/.well-known/agent-card.json", root_card, methods=["GET"]),
+        *web_routes(auth.enabled, card_auth.required),
     ]
     for endpoints in exposed.values():
         routes += endpoints.routes()
@@ -227,9 +276,15 @@ def create_app(runtime: Runtime, own_runtime: bool = True) -> Starlette:
         async with runtime if own_runtime else contextlib.nullcontext(runtime):
             if authenticator is not None:
                 await authenticator.start()
+            listener = GrpcListener(server, lambda: gateway) if own_runtime and server.grpc.enabled else None
             try:
+                if listener is not None:
+                    await listener.start()
+                _freeze_startup_objects()
                 yield
             finally:
+                if listener is not None:  # first: its calls use everything closed below
+                    await listener.stop(STREAM_DRAIN_SECONDS)
                 for endpoints in exposed.values():
                     await endpoints.handler.aclose()
                 if limiter is not None:
@@ -241,6 +296,15 @@ def create_app(runtime: Runtime, own_runtime: bool = True) -> Starlette:
     cors = server.cors
     visibility = {agent_id: e.entry.agent.visibility for agent_id, e in exposed.items()}
     failure_limiter = MemoryRateLimiter(30, 30) if authenticator is not None else None
+    gateway = GrpcGateway(
+        {agent_id: GrpcAgent(e.handler, e.entry.agent.visibility) for agent_id, e in exposed.items()},
+        auth,
+        authenticator,
+        server.rate_limiting,
+        limiter,
+        limiter or failure_limiter,
+        telemetry,
+    )
     middleware = [
         Middleware(BodySizeLimitMiddleware, max_body_size=server.max_body_size),
         Middleware(
@@ -275,9 +339,11 @@ def create_app(runtime: Runtime, own_runtime: bool = True) -> Starlette:
                 max_age=cors.max_age or 600,
             ),
         )
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error},
     )
+    app.state.grpc = gateway
+    return app

@@ -137,12 +137,12 @@ class ReloadingApp:
         old, self.current = self.current, new
         self.on_reload(loaded)
         old_server, new_server = old.loaded.config.server, loaded.config.server
-        if (old_server.host, old_server.port, old_server.tls) != (
-            new_server.host,
-            new_server.port,
-            new_server.tls,
-        ):
-            log.warning("server.host, server.port and server.tls take effect only after a restart")
+        listeners = ("host", "port", "tls", "grpc")
+        if changed := [k for k in listeners if getattr(old_server, k) != getattr(new_server, k)]:
+            log.warning(
+                "%s take effect only after a restart (the listeners stay as they are)",
+                ", ".join(f"server.{k}" for k in changed),
+            )
         log.info(
             "configuration reloaded", extra={"component": "reload", "agents": sorted(new.runtime.agents)}
         )

@@ -2,60 +2,205 @@
 
 The SDK's ``DatabaseTaskStore`` saves through an ORM ``merge`` (a SELECT, then an UPDATE or
 INSERT, plus unit-of-work bookkeeping) and reads through an ORM session. A task is saved several
-times per request, so those costs dominate a request's time. This keeps the SDK's table, schema
-and ownership rules, and only replaces the two hot statements: one UPSERT per save and one Core
-SELECT per read.
+times per request (submitted, working, each artifact chunk, completed) and read a few times, so
+those costs dominated a request's time. This keeps the SDK's table, schema, row format and
+ownership rules, and replaces the two hot operations: one UPSERT per save, one SELECT per read.
+
+On a SQLite file both run on the dedicated connection of ``hector.stores.sqlite`` as plain SQL,
+with SQLAlchemy's own column conversions (so the rows are exactly what the SDK would write and
+read). On PostgreSQL they are SQLAlchemy statements built once and executed with parameters,
+which skips rebuilding and re-hashing a statement per call.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any, cast
 
 import sqlalchemy as sa
 from a2a.server.context import ServerCallContext
+from a2a.server.models import TaskModel
 from a2a.server.tasks import DatabaseTaskStore
 from a2a.types.a2a_pb2 import Task
+from google.protobuf.json_format import MessageToDict
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import class_mapper
 
+from hector.stores.sqlite import bind_processors, result_processors, runner_for, statement
+
+MISSING_SECONDS = 1.0
+"""How long a task id found missing is answered from memory (see ``RecentlyMissing``)."""
+_HORIZON = 10.0
+
+
+class RecentlyMissing:
+    """Task ids just looked up and not found, answered "missing" again for a second.
+
+    The SDK looks a new task up three times before saving it first (request handler, producer,
+    consumer), each a query that finds nothing. The ids of new tasks are UUIDs this server has
+    just generated, so nobody else can create them in that second; an id a client sends is one
+    it got from a task that exists (and is found). A save of the id forgets the entry, and a
+    look-up that overlapped a save of the same id records nothing, so a save is never hidden.
+    """
+
+    def __init__(self) -> None:
+        self._missing: dict[str, dict[str, float]] = {}  # id → owner → when found missing
+        self._touched: dict[str, float] = {}  # id → when a save of it last began or ended
+        self._writing: dict[str, int] = {}  # id → saves in flight
+
+    def known(self, task_id: str, owner: str) -> bool:
+        found = self._missing.get(task_id, {}).get(owner)
+        return found is not None and time.monotonic() - found < MISSING_SECONDS
+
+    def record(self, task_id: str, owner: str, since: float) -> None:
+        """The look-up that began at *since* found nothing."""
+        now = time.monotonic()
+        if (
+            self._writing.get(task_id)
+            or self._touched.get(task_id, -_HORIZON) >= since
+            or now - since > _HORIZON
+        ):
+            return
+        self._missing.setdefault(task_id, {})[owner] = now
+        _forget_before(self._missing, now - MISSING_SECONDS, lambda owners: min(owners.values()))
+
+    @contextlib.contextmanager
+    def saving(self, task_id: str) -> Iterator[None]:
+        self._touch(task_id)
+        self._missing.pop(task_id, None)
+        self._writing[task_id] = self._writing.get(task_id, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._writing.pop(task_id) - 1
+            if left:
+                self._writing[task_id] = left
+            self._touch(task_id)
+
+    def _touch(self, task_id: str) -> None:
+        now = time.monotonic()
+        self._touched.pop(task_id, None)  # re-inserted last: the dict stays in time order
+        self._touched[task_id] = now
+        _forget_before(self._touched, now - _HORIZON, lambda at: at)
+
+
+def _forget_before(entries: dict[str, Any], cutoff: float, when: Callable[[Any], float]) -> None:
+    """Drop the oldest entries (insertion order) recorded before *cutoff*, once there are many."""
+    if len(entries) < 1024:
+        return
+    for key in list(itertools.islice(entries, 256)):
+        if when(entries[key]) >= cutoff:
+            break
+        del entries[key]
+
 
 class LeanDatabaseTaskStore(DatabaseTaskStore):
-    def _columns(self) -> list[tuple[str, Any]]:
-        """(ORM attribute, table column) pairs of the task model, e.g. task_metadata → metadata."""
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.missing = RecentlyMissing()
         mapper = class_mapper(self.task_model)
-        return [(attr.key, attr.columns[0]) for attr in mapper.column_attrs]
+        # (ORM attribute, column) pairs of the task model, e.g. task_metadata → metadata.
+        self._columns = [(attr.key, attr.columns[0]) for attr in mapper.column_attrs]
+        table = self.table()
+        columns = [column for _, column in self._columns]
+        dialect = self.engine.dialect
+        self.runner = runner_for(self.engine) if dialect.name == "sqlite" else None
+        # A single statement needs no BEGIN/COMMIT around it: on PostgreSQL that saves two of
+        # the three round trips of each save and read.
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._to_db = bind_processors(columns, dialect)
+        self._from_db = result_processors(columns, dialect)
+        insert: Any = postgresql.insert(table) if dialect.name == "postgresql" else sqlite.insert(table)
+        # Parameter names differ from column names: SQLAlchemy reserves those in an INSERT.
+        new = insert.values({column.name: sa.bindparam(f"p_{column.name}") for column in columns})
+        self._upsert = new.on_conflict_do_update(
+            index_elements=["id"],
+            set_={column.name: new.excluded[column.name] for column in columns if column.name != "id"},
+        )
+        self._get = sa.select(*columns).where(
+            table.c.id == sa.bindparam("p_id"), table.c.owner == sa.bindparam("p_owner")
+        )
+        if self.runner is not None:  # the same statements as SQL text for the sqlite3 connection
+            upsert = self._upsert.compile(dialect=dialect)
+            self._upsert_sql = upsert.string
+            position = {f"p_{column.name}": i for i, column in enumerate(columns)}
+            self._upsert_order = [position[name] for name in upsert.positiontup or ()]
+            self._get_sql = self._get.compile(dialect=dialect).string
 
     def table(self) -> sa.Table:
         return cast(sa.Table, self.task_model.__table__)
 
+    def _portable(self) -> bool:
+        """Databases other than SQLite and PostgreSQL keep the SDK's ORM path."""
+        return self.engine.dialect.name not in ("sqlite", "postgresql")
+
     async def save(self, task: Task, context: ServerCallContext) -> None:
         await self._ensure_initialized()
-        model = self._to_orm(task, self.owner_resolver(context))
-        table = self.table()
-        values = {column.name: getattr(model, key) for key, column in self._columns()}
-        dialect = self.engine.dialect.name
-        if dialect == "postgresql":
-            insert: Any = postgresql.insert(table)
-        elif dialect == "sqlite":
-            insert = sqlite.insert(table)
-        else:  # other databases keep the SDK's portable ORM path
+        if self._portable():
             await super().save(task, context)
             return
-        updates = {name: value for name, value in values.items() if name != "id"}
-        statement = insert.values(**values).on_conflict_do_update(index_elements=["id"], set_=updates)
-        async with self.engine.begin() as conn:
-            await conn.execute(statement)
+        values = self._values(task, self.owner_resolver(context))
+        with self.missing.saving(task.id):
+            if self.runner is not None:
+                converted = [convert(value) for convert, value in zip(self._to_db, values, strict=True)]
+                row = tuple(converted[i] for i in self._upsert_order)
+                await self.runner.run(statement(self._upsert_sql, row), write=True)
+                return
+            params = {f"p_{c.name}": value for (_, c), value in zip(self._columns, values, strict=True)}
+            async with self._autocommit.connect() as conn:
+                await conn.execute(self._upsert, params)
+
+    def _values(self, task: Task, owner: str) -> list[Any]:
+        """The row of *task*, in ``_columns`` order: what the SDK's ``_to_orm`` puts in its model,
+        without building the ORM instance (tests/stores/test_tasks.py checks they agree)."""
+        if self.core_to_model_conversion is not None:
+            model = self._to_orm(task, owner)
+            return [getattr(model, key) for key, _ in self._columns]
+        fields = {
+            "id": task.id,
+            "context_id": task.context_id,
+            "kind": "task",
+            "owner": owner,
+            "last_updated": task.status.timestamp.ToDatetime() if task.status.HasField("timestamp") else None,
+            "status": MessageToDict(task.status),
+            "artifacts": [MessageToDict(artifact) for artifact in task.artifacts],
+            "history": [MessageToDict(message) for message in task.history],
+            "protocol_version": "1.0",
+            "task_metadata": MessageToDict(task.metadata) if task.metadata.fields else None,
+        }
+        return [fields[key] for key, _ in self._columns]
 
     async def get(self, task_id: str, context: ServerCallContext) -> Task | None:
         await self._ensure_initialized()
-        columns = self._columns()
-        table = self.table()
-        query = sa.select(*(column.label(key) for key, column in columns)).where(
-            table.c.id == task_id, table.c.owner == self.owner_resolver(context)
-        )
-        async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).first()
-        if row is None:
+        if self._portable():
+            return await super().get(task_id, context)
+        owner = self.owner_resolver(context)
+        if self.missing.known(task_id, owner):
             return None
-        # _from_orm only reads attributes, so a detached model built from the row serves.
-        return self._from_orm(self.task_model(**row._asdict()))
+        since = time.monotonic()
+        row: Any
+        if self.runner is not None:
+
+            def read(conn: sqlite3.Connection) -> Any:
+                found = conn.execute(self._get_sql, (task_id, owner)).fetchone()
+                if found is None:
+                    return None
+                return [convert(value) for convert, value in zip(self._from_db, found, strict=True)]
+
+            row = await self.runner.run(read, write=False)
+        else:  # SQLAlchemy has converted the values already
+            async with self._autocommit.connect() as conn:
+                row = (await conn.execute(self._get, {"p_id": task_id, "p_owner": owner})).first()
+        if row is None:
+            self.missing.record(task_id, owner, since)
+            return None
+        attrs = {key: value for (key, _), value in zip(self._columns, row, strict=True)}
+        # _from_orm only reads attributes, so a plain namespace serves unless the store was
+        # given its own conversion, which may expect the real model.
+        model = self.task_model(**attrs) if self.model_to_core_conversion else SimpleNamespace(**attrs)
+        return self._from_orm(cast(TaskModel, model))

@@ -38,7 +38,9 @@ log = logging.getLogger("hector.tools.mcp")
 
 DEFAULT_TIMEOUT = 300.0
 CONNECT_TIMEOUT = 30.0
-"""Connecting (process start or HTTP handshake plus discovery) never waits longer than this."""
+"""Connecting (process start or HTTP handshake plus discovery) never waits longer than this. It is
+separate from the call ``timeout``: a short call timeout must not fail a server that merely takes
+a second or two to start (a Python stdio server on a busy machine)."""
 
 
 class MCPConnectionError(ToolError):
@@ -164,7 +166,7 @@ class MCPToolSource:
         ready: asyncio.Future[Client] = loop.create_future()
         stop = asyncio.Event()
         holder = loop.create_task(self._hold(ready, stop), name=f"mcp:{self.name}")
-        limit = min(self.timeout, CONNECT_TIMEOUT)
+        limit = CONNECT_TIMEOUT
         try:
             async with asyncio.timeout(limit):
                 client = await asyncio.shield(ready)
@@ -255,9 +257,12 @@ class MCPTool(Tool):
         self.source = source
         self.remote_name = info.name
         self.name = name
-        self.description = info.description or info.title or info.name
-        self.parameters = dict(info.input_schema) or {"type": "object", "properties": {}}
         cfg = source.cfg
+        own = info.description or info.title or info.name
+        # The declaration's description is about the server (one entry, many tools): it
+        # introduces each tool's own description instead of replacing them all with one text.
+        self.description = f"{cfg.description.rstrip('.')}. {own}" if cfg.description else own
+        self.parameters = dict(info.input_schema) or {"type": "object", "properties": {}}
         # MCP tools need no approval unless the source asks for it (SPEC §2.7, V2 defaults).
         self.require_approval = bool(cfg.require_approval)
         self.approval_prompt = cfg.approval_prompt

@@ -16,6 +16,7 @@ from hector.tools import Tool
 
 if TYPE_CHECKING:
     from hector.rag.documents import DocumentStore
+    from hector.rag.retrieval import Searcher
 
 
 @dataclass(frozen=True)
@@ -27,7 +28,9 @@ class ToolEnv:
     tls_defaults: TLSClientOptions | None = None
     """The top-level TLS options, for the keys a tool that connects out does not set itself."""
     document_stores: Mapping[str, Sequence[DocumentStore]] = field(default_factory=dict)
-    """Agent id → the document stores it may search (the ``search`` tool reads it per call)."""
+    """Agent id → the document stores it may search."""
+    searchers: Mapping[str, Searcher] = field(default_factory=dict)
+    """Agent id → search over its stores with its settings (the ``search`` tool reads it per call)."""
 
 
 ToolFactory = Callable[[str, ToolConfig, ToolEnv], Tool]

@@ -1,0 +1,400 @@
+"""Milvus: a Milvus server over gRPC, or Milvus Lite (a local ``.db`` file) through pymilvus.
+
+One Milvus collection per Hector collection, COSINE metric, Strong consistency (a search right
+after an upsert sees it). The embedder and dimension that filled a collection are collection
+properties. Rows are keyed by a UUID of the chunk id and carry a UUID of the document, so every
+filter Hector writes is made of hex digits only: no user text is ever quoted into Milvus's
+expression language.
+
+pymilvus's blocking ``MilvusClient`` runs in worker threads. Its ``AsyncMilvusClient`` (3.0) cannot
+create an index on Milvus Lite: it asks for a timestamp that Lite does not implement, and the
+"ignore unimplemented" guard of that call does not work on coroutines.
+
+gRPC reports a failed TLS handshake only as "unavailable" after its timeout, so Hector first
+connects with Python's ssl and the same trust settings: a wrong CA or host name fails at once,
+in the words of ``describe_tls_error``. gRPC has no switch to skip verification either; with
+``insecure_skip_verify`` Hector takes the certificate the server presents in that first
+handshake and has gRPC trust exactly it, under the name it was issued for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import hashlib
+import re
+import socket
+import ssl
+import tempfile
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from pymilvus import DataType, MilvusClient, MilvusException  # type: ignore[import-untyped]
+
+from hector.config.schema import VectorStoreConfig
+from hector.config.tls import effective_tls, vector_store_component
+from hector.errors import ConfigError, VectorStoreError
+from hector.rag.backends.common import (
+    local_path,
+    not_both,
+    redact,
+    same_identity,
+    server_host,
+    translated_errors,
+    wrong_dimension,
+)
+from hector.rag.vectors import Chunk, Hit, VectorStore
+from hector.tls import create_ssl_context, describe_tls_error
+
+DEFAULT_PORT = 19530
+CONNECT_TIMEOUT = 10.0
+VARCHAR_MAX = 65535  # bytes: Milvus's longest VARCHAR
+PAGE = 1000
+_EMBEDDER = "hector.embedder"
+_DIMENSION = "hector.dimension"
+_FIELDS = ("pk", "doc_key", "chunk_id", "document", "text", "meta", "vector")
+_OUTPUT = ["chunk_id", "document", "text", "meta"]
+_VALID_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,254}\Z")
+_NAMESPACE = uuid.UUID("7d4f3a52-5c1e-4d0b-9a55-8f0e6c2b9d13")
+
+T = TypeVar("T")
+
+
+def row_key(kind: str, value: str) -> str:
+    """The hex key of a chunk id or document (a UUID: fixed length, safe in any filter)."""
+    return uuid.uuid5(_NAMESPACE, f"{kind}:{value}").hex
+
+
+def milvus_name(collection: str) -> str:
+    """*collection* as a Milvus collection name (letters, digits, underscores; no leading digit)."""
+    if _VALID_NAME.match(collection):
+        return collection
+    clean = re.sub(r"[^A-Za-z0-9_]", "_", collection)[:200]
+    digest = hashlib.sha256(collection.encode()).hexdigest()[:10]
+    return f"c_{clean}_{digest}"  # the digest keeps "a-b" and "a.b" apart
+
+
+def _identity(embedder: str, dimension: int) -> dict[str, str]:
+    """The collection properties recording its embedder (Milvus's property values are strings)."""
+    return {_EMBEDDER: embedder, _DIMENSION: str(dimension)}
+
+
+def _chunk(entity: dict[str, Any]) -> Chunk:
+    return Chunk(entity["chunk_id"], entity["document"], entity["text"], dict(entity["meta"] or {}))
+
+
+def _pinned_name(der: bytes) -> str:
+    """A name the certificate was issued for, for gRPC's host-name check (insecure mode)."""
+    cert = x509.load_der_x509_certificate(der)
+    with contextlib.suppress(x509.ExtensionNotFound):
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        for value in [*names.get_values_for_type(x509.DNSName), *names.get_values_for_type(x509.IPAddress)]:
+            return str(value)
+    common = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(common[0].value) if common else "localhost"
+
+
+class MilvusVectorStore(VectorStore):
+    def __init__(
+        self,
+        name: str,
+        options: dict[str, Any],
+        where: str,
+        collection: str | None,
+        tls: ssl.SSLContext | None = None,
+        insecure: bool = False,
+        secret: str | None = None,
+    ) -> None:
+        self.name = name
+        self._options = options
+        self._where = where
+        self._collection = collection
+        self._tls = tls
+        self._insecure = insecure
+        self._secret = secret
+        self._client: MilvusClient | None = None
+        self._connecting = asyncio.Lock()
+        self._dimensions: dict[str, int] = {}
+        self._pin: Path | None = None
+
+    def _name(self, collection: str) -> str:
+        # `collection` in the vector store's settings puts every document store in that one.
+        return milvus_name(self._collection or collection)
+
+    def _fail(self, text: str) -> VectorStoreError:
+        return VectorStoreError(
+            f"vector store {self.name!r} (milvus at {self._where}): {redact(text, self._secret)}"
+        )
+
+    def _errors(self, action: str) -> contextlib.AbstractContextManager[None]:
+        def explain(exc: Exception) -> VectorStoreError:
+            # Milvus's own words, else grpc.RpcError's and the library's own ValueErrors.
+            detail = exc.message if isinstance(exc, MilvusException) else f"{type(exc).__name__}: {exc}"
+            return self._fail(f"{action} failed: {detail}")
+
+        return translated_errors(explain, chain=False)  # the token may be in the library's error
+
+    def _handshake(self, host: str, port: int, listen: float = 0.0) -> None:
+        """Reach the server (and finish a TLS handshake) with Python's sockets: fast, clear errors.
+        With *listen*, wait that long for an alert (a refused client certificate comes after the
+        handshake)."""
+        try:
+            with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT) as raw:
+                if self._tls is None:
+                    return
+                with self._tls.wrap_socket(raw, server_hostname=host) as secured:
+                    der = secured.getpeercert(binary_form=True)
+                    if listen:
+                        secured.settimeout(listen)
+                        with contextlib.suppress(TimeoutError):
+                            if not secured.recv(1):  # a gRPC server waits for the client to speak
+                                raise ConnectionResetError("closed right after the TLS handshake")
+        except ssl.SSLError as exc:
+            raise self._fail(f"TLS with {host}:{port} failed: {describe_tls_error(exc)}") from None
+        except OSError as exc:
+            hint = ""
+            if listen and "client_pem_path" not in self._options:
+                hint = "; the server may require a client certificate: set client_certificate and client_key"
+            raise self._fail(f"cannot reach {host}:{port}: {exc.strerror or exc}{hint}") from None
+        if self._insecure and der:
+            # gRPC cannot skip verification: it trusts exactly the certificate just presented.
+            if self._pin is not None:  # an earlier attempt's pin
+                self._pin.unlink(missing_ok=True)
+            with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as pin:
+                pin.write(ssl.DER_cert_to_PEM_cert(der))
+            self._pin = Path(pin.name)
+            key = "ca_pem_path" if "client_pem_path" in self._options else "server_pem_path"
+            self._options |= {key: pin.name, "server_name": _pinned_name(der)}
+
+    def _connect(self) -> MilvusClient:
+        uri = str(self._options["uri"])
+        address = None
+        if uri.startswith(("http://", "https://", "tcp://")):
+            parts = urlsplit(uri)
+            default = 443 if parts.scheme == "https" else DEFAULT_PORT
+            address = (parts.hostname or "localhost", parts.port or default)
+            self._handshake(*address)
+        try:
+            with self._errors("connecting"):
+                return MilvusClient(**self._options, timeout=CONNECT_TIMEOUT)
+        except VectorStoreError:
+            if self._pin is not None:
+                cert = x509.load_pem_x509_certificate(self._pin.read_bytes())
+                now = datetime.datetime.now(datetime.UTC)
+                if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
+                    raise self._fail(
+                        f"the server's certificate is valid from {cert.not_valid_before_utc:%Y-%m-%d} to "
+                        f"{cert.not_valid_after_utc:%Y-%m-%d}: gRPC refuses it even with "
+                        "insecure_skip_verify (it can trust any issuer and name, not any date)"
+                    ) from None
+            if address is not None and self._tls is not None:
+                self._handshake(*address, listen=1.0)  # explains a refused client certificate
+            raise
+
+    async def _run(self, action: str, call: Callable[[MilvusClient], T]) -> T:
+        if self._client is None:
+            async with self._connecting:
+                if self._client is None:
+                    self._client = await asyncio.to_thread(self._connect)
+        client = self._client
+
+        def work() -> T:
+            with self._errors(action):
+                return call(client)
+
+        return await asyncio.to_thread(work)
+
+    async def open_collection(self, collection: str, embedder: str, dimension: int) -> bool:
+        name = self._name(collection)
+
+        def open_or_reset(client: MilvusClient) -> bool:
+            if not client.has_collection(name):
+                self._create(client, name, embedder, dimension)
+                # Nothing indexed before is here (a new or wiped server): the caller re-indexes.
+                return True
+            info = client.describe_collection(name)
+            fields = {f["name"] for f in info.get("fields", [])}
+            same = same_identity(info.get("properties") or {}, _identity(embedder, dimension))
+            if same is None or not set(_FIELDS) <= fields:  # refused even when empty
+                raise self._fail(
+                    f"collection {name!r} was not written by Hector (no embedder recorded or other "
+                    "fields); set another collection or drop it"
+                )
+            if same:
+                client.load_collection(name)  # a restarted server keeps collections released
+                return False
+            client.drop_collection(name)
+            self._create(client, name, embedder, dimension)
+            return True
+
+        reset = await self._run(f"opening collection {name!r}", open_or_reset)
+        self._dimensions[name] = dimension
+        return reset
+
+    @staticmethod
+    def _create(client: MilvusClient, name: str, embedder: str, dimension: int) -> None:
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=32)
+        schema.add_field("doc_key", DataType.VARCHAR, max_length=32)
+        for text_field in ("chunk_id", "document", "text"):
+            schema.add_field(text_field, DataType.VARCHAR, max_length=VARCHAR_MAX)
+        schema.add_field("meta", DataType.JSON)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+        index = MilvusClient.prepare_index_params()
+        index.add_index("vector", index_type="AUTOINDEX", metric_type="COSINE")
+        client.create_collection(
+            name,
+            schema=schema,
+            index_params=index,
+            consistency_level="Strong",
+            properties=_identity(embedder, dimension),
+        )
+
+    def _check_dimension(self, name: str, vectors: list[list[float]]) -> None:
+        if problem := wrong_dimension(name, self._dimensions.get(name), vectors):
+            raise self._fail(problem)
+
+    async def upsert(self, collection: str, chunks: list[Chunk], vectors: list[list[float]]) -> None:
+        if not chunks:
+            return
+        name = self._name(collection)
+        self._check_dimension(name, vectors)
+        rows = []
+        for chunk, vector in zip(chunks, vectors, strict=True):
+            for label, value in (("id", chunk.id), ("document", chunk.document), ("text", chunk.text)):
+                if len(value.encode()) > VARCHAR_MAX:
+                    raise self._fail(
+                        f"chunk {chunk.id[:80]!r}: its {label} is longer than Milvus's {VARCHAR_MAX} "
+                        "bytes; lower chunk_size"
+                    )
+            rows.append(
+                {
+                    "pk": row_key("chunk", chunk.id),
+                    "doc_key": row_key("document", chunk.document),
+                    "chunk_id": chunk.id,
+                    "document": chunk.document,
+                    "text": chunk.text,
+                    "meta": chunk.meta,
+                    "vector": [float(x) for x in vector],
+                }
+            )
+
+        def write(client: MilvusClient) -> None:
+            for start in range(0, len(rows), 500):
+                client.upsert(name, rows[start : start + 500])
+
+        await self._run(f"writing to collection {name!r}", write)
+
+    async def delete_documents(self, collection: str, documents: list[str]) -> None:
+        if not documents:
+            return
+        name = self._name(collection)
+        keys = [row_key("document", d) for d in documents]
+
+        def delete(client: MilvusClient) -> None:
+            for start in range(0, len(keys), 500):
+                quoted = ", ".join(f'"{k}"' for k in keys[start : start + 500])
+                client.delete(name, filter=f"doc_key in [{quoted}]")
+
+        await self._run(f"deleting from collection {name!r}", delete)
+
+    async def query(self, collection: str, vector: list[float], top_k: int) -> list[Hit]:
+        name = self._name(collection)
+        self._check_dimension(name, [vector])
+
+        def search(client: MilvusClient) -> list[Hit]:
+            [found] = client.search(
+                name,
+                data=[[float(x) for x in vector]],
+                limit=top_k,
+                output_fields=_OUTPUT,
+                search_params={"metric_type": "COSINE"},
+            )
+            # With the COSINE metric Milvus's "distance" is the similarity itself, best first.
+            return [Hit(_chunk(hit["entity"]), float(hit["distance"])) for hit in found]
+
+        return await self._run(f"searching collection {name!r}", search)
+
+    async def chunks(self, collection: str) -> list[Chunk]:
+        name = self._name(collection)
+
+        def scroll(client: MilvusClient) -> list[Chunk]:
+            # Paged by primary key, as pymilvus's own query iterator does: the iterator flag makes
+            # the server return the lowest keys after the cursor (offsets stop at 16384 rows).
+            found: list[Chunk] = []
+            cursor = ""
+            while True:
+                page = client.query(
+                    name,
+                    filter=f'pk > "{cursor}"',
+                    output_fields=["pk", *_OUTPUT],
+                    limit=PAGE,
+                    iterator="True",
+                )
+                page.sort(key=lambda entity: str(entity["pk"]))
+                found += [_chunk(entity) for entity in page]
+                if len(page) < PAGE:
+                    return found
+                cursor = str(page[-1]["pk"])
+
+        return await self._run(f"reading collection {name!r}", scroll)
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):  # closing must not hide the error that ended a run
+                await asyncio.to_thread(client.close)
+        if self._pin is not None:
+            self._pin.unlink(missing_ok=True)
+            self._pin = None
+
+
+def _tls_options(name: str, cfg: VectorStoreConfig) -> tuple[dict[str, Any], ssl.SSLContext]:
+    """pymilvus's TLS arguments, and the context of the first handshake (which warns when
+    verification is off, once per store)."""
+    tls = effective_tls(cfg)
+    context = create_ssl_context(tls, vector_store_component("milvus", name))
+    options: dict[str, Any] = {"secure": True}
+    if tls.client_certificate:
+        # pymilvus presents a client certificate only together with a CA file of its own.
+        ca = tls.ca_certificate or ssl.get_default_verify_paths().openssl_cafile
+        options |= {
+            "client_pem_path": tls.client_certificate,
+            "client_key_path": tls.client_key or tls.client_certificate,
+            "ca_pem_path": ca,
+        }
+    elif tls.ca_certificate:
+        options["server_pem_path"] = tls.ca_certificate
+    return options, context
+
+
+def create(name: str, cfg: VectorStoreConfig, base_dir: Path) -> VectorStore:
+    not_both(name, cfg, "Milvus Lite")
+    token = cfg.api_key.get_secret_value() if cfg.api_key else None
+    if cfg.path:
+        file = local_path(cfg, base_dir)
+        if file.suffix != ".db":
+            raise ConfigError(f"vector store {name!r}: a Milvus Lite path names a .db file ({cfg.path})")
+        file.parent.mkdir(parents=True, exist_ok=True)
+        return MilvusVectorStore(name, {"uri": str(file)}, str(file), cfg.collection)
+    if cfg.url:
+        if not cfg.url.startswith(("http://", "https://", "tcp://")):
+            raise ConfigError(f"vector store {name!r}: url must start with http:// or https:// ({cfg.url})")
+        uri, secure = cfg.url, cfg.url.startswith("https://") or cfg.enable_tls
+    else:
+        secure = cfg.enable_tls
+        uri = f"{'https' if secure else 'http'}://{server_host(name, cfg)}:{cfg.port or DEFAULT_PORT}"
+    options: dict[str, Any] = {"uri": uri, "token": token or ""}
+    context = None
+    if secure:
+        tls_options, context = _tls_options(name, cfg)
+        options |= tls_options
+    insecure = bool(secure and cfg.insecure_skip_verify)
+    parts = urlsplit(uri)
+    where = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()  # no user:password
+    return MilvusVectorStore(name, options, where, cfg.collection, context, insecure, token)

@@ -1,0 +1,32 @@
+// Server-sent events from a fetch body: the `data:` payload of each event, as it arrives.
+// EventSource cannot POST or send an Authorization header, so the stream is parsed here.
+
+export async function* sseData(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let data: string[] = [];
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      // Lines end with \n, \r\n or \r; a trailing \r may be the first half of \r\n, so it waits.
+      const lines = buffer.split(/\r\n|\n|\r(?!$)/);
+      buffer = lines.pop() ?? "";
+      for (const line of lines) {
+        if (line === "") {
+          if (data.length) yield data.join("\n");
+          data = [];
+        } else if (line.startsWith("data:")) {
+          data.push(line.slice(line.startsWith("data: ") ? 6 : 5));
+        }
+        // Comments (":" keep-alives), event names, ids and retry hints carry nothing we use.
+      }
+    }
+    if (buffer.startsWith("data:")) data.push(buffer.slice(buffer.startsWith("data: ") ? 6 : 5));
+    if (data.length) yield data.join("\n");
+  } finally {
+    reader.releaseLock();
+  }
+}
