@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -16,7 +15,6 @@ from hector.rag.documents import DocumentStore
 from hector.rag.embedders import Embedder, build_embedder
 from hector.rag.sources import DEFAULT_EXCLUDES, FileFilter, chunk_text
 from hector.rag.vectors import EmbeddedVectorStore
-from hector.stores.db import create_engine, migrate, sqlite_url
 from tests.rag.corpus import write_mixed
 
 
@@ -35,14 +33,6 @@ class Counting(Embedder):
     async def _embed_batch(self, texts: list[str]) -> list[list[float]]:
         self.texts += texts
         return await self.inner.embed(texts)
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(sqlite_url(tmp_path / "data"))
-    await migrate(engine)
-    yield engine
-    await engine.dispose()
 
 
 def store(folder: Path, engine: AsyncEngine, embedder: Embedder, **cfg: object) -> DocumentStore:

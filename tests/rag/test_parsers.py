@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -16,7 +15,6 @@ from hector.rag.documents import DocumentStore
 from hector.rag.embedders import build_embedder
 from hector.rag.sources import DEFAULT_EXCLUDES, FileFilter, default_excludes, language_of, parse
 from hector.rag.vectors import EmbeddedVectorStore
-from hector.stores.db import create_engine, migrate, sqlite_url
 
 
 def workbook(path: Path) -> Path:
@@ -83,14 +81,6 @@ def test_languages_and_default_exclusions() -> None:
     assert FileFilter([], default_excludes(), 10).wanted(PurePosixPath("q1.xlsx"))
     assert not FileFilter([], default_excludes(), 10).wanted(PurePosixPath("deck.pptx"))
     assert FileFilter([], default_excludes([".pptx"]), 10).wanted(PurePosixPath("deck.pptx"))
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(sqlite_url(tmp_path / "data"))
-    await migrate(engine)
-    yield engine
-    await engine.dispose()
 
 
 async def test_indexed_chunks_carry_sheet_and_language(tmp_path: Path, engine: AsyncEngine) -> None:

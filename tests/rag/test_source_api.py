@@ -18,13 +18,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from hector.config import parse_config
-from hector.config.schema import Config, DocumentStoreConfig, EmbedderConfig
+from hector.config.schema import Config, DocumentStoreConfig
 from hector.errors import ConfigError, DocumentSourceError
 from hector.rag.documents import DocumentStore
-from hector.rag.embedders import Embedder, build_embedder
+from hector.rag.embedders import Embedder
 from hector.rag.retrieval import cite
 from hector.rag.vectors import EmbeddedVectorStore
-from hector.stores.db import create_engine, migrate, sqlite_url
 from tests.harness import serve_app
 from tests.rag.test_indexing import Counting
 
@@ -36,21 +35,6 @@ ARTICLES = {
     4: ("Sourdough", "Feed the sourdough starter with flour and water every day."),
     5: ("Bicycle repair", "Patch a punctured inner tube with glue and a rubber patch."),
 }
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    """Hector's own state database: what was indexed, and the embedded vectors."""
-    state = create_engine(sqlite_url(tmp_path / "data"))
-    await migrate(state)
-    yield state
-    await state.dispose()
-
-
-@pytest.fixture(scope="module")
-def local(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
-    """The local embedder, loaded once for the module."""
-    return build_embedder("local", EmbedderConfig(), tmp_path_factory.mktemp("embedder"))
 
 
 @dataclass

@@ -18,14 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from hector.assembly import build_runtime
 from hector.cli.indexing import index_stores
 from hector.config import parse_config
-from hector.config.schema import DocumentStoreConfig, EmbedderConfig
+from hector.config.schema import DocumentStoreConfig
 from hector.errors import ConfigError, DocumentSourceError
 from hector.rag.documents import DocumentStore
-from hector.rag.embedders import Embedder, build_embedder
+from hector.rag.embedders import Embedder
 from hector.rag.retrieval import cite
 from hector.rag.sources_sql import SQLSource
 from hector.rag.vectors import EmbeddedVectorStore
-from hector.stores.db import create_engine, migrate, sqlite_url
 from tests.harness import fresh_postgres_database
 from tests.rag.test_indexing import Counting
 
@@ -35,21 +34,6 @@ ROWS = [
     (3, "Aurora season", "The northern lights are best seen in Norway from September to March.", "travel", 2),
     (4, "Draft: pricing", "Unpublished pricing notes for the sales team.", "internal", 4),
 ]
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    """Hector's own state database: what was indexed, and the embedded vectors."""
-    state = create_engine(sqlite_url(tmp_path / "data"))
-    await migrate(state)
-    yield state
-    await state.dispose()
-
-
-@pytest.fixture(scope="module")
-def local(tmp_path_factory: pytest.TempPathFactory) -> Embedder:
-    """The local embedder, loaded once for the module."""
-    return build_embedder("local", EmbedderConfig(), tmp_path_factory.mktemp("embedder"))
 
 
 @dataclass

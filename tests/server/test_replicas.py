@@ -12,7 +12,14 @@ from typing import Any
 
 import httpx
 import pytest
-from a2a.types.a2a_pb2 import GetTaskRequest, StreamResponse, SubscribeToTaskRequest, TaskState
+from a2a.types.a2a_pb2 import (
+    CancelTaskRequest,
+    GetTaskRequest,
+    StreamResponse,
+    SubscribeToTaskRequest,
+    TaskState,
+)
+from a2a.utils.errors import TaskNotCancelableError
 
 from tests.harness import fresh_postgres_database, running_hector
 from tests.server.test_a2a import Gate, client_for, final_text, request
@@ -104,6 +111,44 @@ async def test_subscribe_on_the_other_replica(tmp_path: Path, postgres_url: str)
             p for e in tail if e.HasField("status_update") for p in e.status_update.status.message.parts
         ]
         assert [p.data.struct_value["content"] for p in results if p.HasField("data")] == ["done"]
+        await a.close()
+        await b.close()
+
+
+async def test_cancel_on_the_other_replica_stops_the_run(tmp_path: Path, postgres_url: str) -> None:
+    """CancelTask on replica B for a task running on replica A: B answers CANCELED, A's run stops
+    at its next write and its client sees CANCELED, and the answer A would have given never lands."""
+    gate = Gate()
+    cfg: dict[str, Any] = {
+        "llms": {"t": {"type": "test"}},
+        "session_stores": {"main": {"backend": "sql", "url": postgres_url}},
+        "agents": {"echo": {"llm": "t", "tools": ["slow"]}},
+    }
+    async with (
+        running_hector(cfg, tmp_path / "a", {"slow": gate}) as url_a,
+        running_hector(cfg, tmp_path / "b", {"slow": gate}) as url_b,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        a = await client_for(url_a, "echo", binding="JSONRPC", version="1.0", streaming=True, http=http)
+        b = await client_for(url_b, "echo", binding="HTTP+JSON", version="1.0", streaming=True, http=http)
+        stream = a.send_message(request("please use slow", "c-cancel"))
+        task_id = (await anext(stream)).task.id
+        await asyncio.wait_for(gate.entered.wait(), 10)
+        canceled = await b.cancel_task(CancelTaskRequest(id=task_id))
+        assert canceled.status.state == TaskState.TASK_STATE_CANCELED
+        gate.release.set()  # the tool returns on A; its result is A's next write
+        rest = [e async for e in stream]
+        assert final_text(rest)[0] == TaskState.TASK_STATE_CANCELED
+        for client in (a, b):
+            stored = await client.get_task(GetTaskRequest(id=task_id))
+            assert stored.status.state == TaskState.TASK_STATE_CANCELED
+            assert "Tool slow returned" not in str(stored)
+        with pytest.raises(TaskNotCancelableError):  # a canceled task cannot be canceled again
+            await a.cancel_task(CancelTaskRequest(id=task_id))
+        # The conversation goes on: a new task in the same context runs normally on A.
+        gate.release.set()
+        more = [e async for e in a.send_message(request("hello", "c-cancel"))]
+        assert final_text(more)[0] == TaskState.TASK_STATE_COMPLETED
         await a.close()
         await b.close()
 

@@ -6,7 +6,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
+from a2a.server.cluster import ConcurrentTaskModificationError
 from a2a.server.context import ServerCallContext
 from a2a.server.tasks import DatabaseTaskStore
 from a2a.types.a2a_pb2 import Artifact, ListTasksRequest, Message, Part, Role, Task, TaskState, TaskStatus
@@ -68,6 +70,24 @@ async def test_save_then_get_round_trips_and_updates(engine: AsyncEngine) -> Non
     await store.save(done, _ctx("alice"))
     assert await store.get("t-1", _ctx("alice")) == done
     assert await store.get("t-1", _ctx("mallory")) is None  # another owner does not see it
+
+
+async def test_a_canceled_task_stays_canceled(engine: AsyncEngine) -> None:
+    """Another replica's CancelTask wins over the running replica's next save, which is told."""
+    store = LeanDatabaseTaskStore(engine, owner_resolver=_owner)
+    await store.save(_task(state=TaskState.TASK_STATE_WORKING), _ctx("alice"))
+    canceled = _task(state=TaskState.TASK_STATE_CANCELED)
+    await store.save(canceled, _ctx("alice"))
+    with pytest.raises(ConcurrentTaskModificationError):
+        await store.save(_task(state=TaskState.TASK_STATE_WORKING), _ctx("alice"))
+    with pytest.raises(ConcurrentTaskModificationError):
+        await store.save(_task(), _ctx("alice"))
+    assert await store.get("t-1", _ctx("alice")) == canceled
+    await store.save(canceled, _ctx("alice"))  # canceling again is harmless
+    # Other terminal states are not protected this way: only a cancel comes from outside the run.
+    await store.save(_task("t-2", TaskState.TASK_STATE_FAILED), _ctx("alice"))
+    await store.save(_task("t-2"), _ctx("alice"))
+    assert await store.get("t-2", _ctx("alice")) == _task("t-2")
 
 
 async def test_the_sdk_store_reads_what_the_lean_store_wrote_and_back(engine: AsyncEngine) -> None:

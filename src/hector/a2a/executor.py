@@ -15,11 +15,12 @@ to the external agent.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from a2a.helpers.proto_helpers import get_message_text
@@ -36,7 +37,7 @@ from hector.agent import Agent, AgentLike
 from hector.agent.approval import ApprovalError, parse_decision
 from hector.agent.remote import RemoteAgent
 from hector.errors import AgentRunError, ProviderError
-from hector.messages import AgentEvent, ApprovalRequiredEvent
+from hector.messages import AgentEvent, ApprovalRequiredEvent, FinalEvent
 from hector.stores.checkpoints import Checkpoint, InterruptedCalls
 from hector.stores.leases import TaskLeases
 from hector.stores.quotas import QuotaExceeded
@@ -214,6 +215,9 @@ class HectorAgentExecutor(AgentExecutor):
     ) -> None:
         response = ResponseArtifact(updater, f"response-{task_id}")
         response.chunks = int(streamed)
+        # The event that ends the run (answer or pause) is published once the run's generator
+        # is done, so its span, metrics and stores are complete before the client sees the end.
+        ending: Callable[[], Awaitable[None]] | None = None
         try:
             async for event in observability.current().agent_run(
                 self.agent.id, self.agent.telemetry_labels(), events
@@ -244,17 +248,13 @@ class HectorAgentExecutor(AgentExecutor):
                 elif event.kind == "status":
                     await updater.update_status(TaskState.TASK_STATE_WORKING, _text(updater, event.text))
                 elif event.kind == "approval_required":
-                    await updater.requires_input(_approval_message(updater, event))
+                    ending = functools.partial(updater.requires_input, _approval_message(updater, event))
                 elif event.kind == "input_required":
-                    await updater.requires_input(_text(updater, event.prompt))
+                    ending = functools.partial(updater.requires_input, _text(updater, event.prompt))
                 elif event.kind == "final":
-                    parts = [Part(text=event.text)]
-                    if event.structured is not None:
-                        parts.append(
-                            Part(data=ParseDict(event.structured, Value()), media_type="application/json")
-                        )
-                    await response.finish(parts)
-                    await updater.complete(_text(updater, event.text))
+                    ending = functools.partial(_finish, response, updater, event)
+            if ending is not None:
+                await ending()
         except QuotaExceeded as exc:
             retry = int(exc.retry_after) + 1
             log.info(
@@ -286,6 +286,14 @@ class HectorAgentExecutor(AgentExecutor):
         if context.task_id and context.context_id:
             updater = TaskUpdater(event_queue, context.task_id, context.context_id)
             await updater.cancel(_text(updater, "Canceled by the user."))
+
+
+async def _finish(response: ResponseArtifact, updater: TaskUpdater, event: FinalEvent) -> None:
+    parts = [Part(text=event.text)]
+    if event.structured is not None:
+        parts.append(Part(data=ParseDict(event.structured, Value()), media_type="application/json"))
+    await response.finish(parts)
+    await updater.complete(_text(updater, event.text))
 
 
 class ResponseArtifact:

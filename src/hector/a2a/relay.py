@@ -98,7 +98,7 @@ class RedisTaskEvents(TaskEventStream):
             yield VersionedEvent(stored, TaskVersion.MISSING)
         finally:
             await pubsub.unsubscribe()
-            await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+            await pubsub.aclose()
 
     async def _next(self, pubsub: Any, wait: float) -> Event | None:
         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)

@@ -157,11 +157,11 @@ def runner_for(engine: AsyncEngine) -> SQLiteRunner | None:
     return found
 
 
-def statement(sql: str, params: tuple[Any, ...]) -> Callable[[sqlite3.Connection], None]:
-    """A transaction of one statement, for ``SQLiteRunner.run``."""
+def statement(sql: str, params: tuple[Any, ...]) -> Callable[[sqlite3.Connection], int]:
+    """A transaction of one statement, for ``SQLiteRunner.run``: the number of rows it changed."""
 
-    def execute(conn: sqlite3.Connection) -> None:
-        conn.execute(sql, params)
+    def execute(conn: sqlite3.Connection) -> int:
+        return conn.execute(sql, params).rowcount
 
     return execute
 

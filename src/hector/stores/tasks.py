@@ -10,6 +10,11 @@ On a SQLite file both run on the dedicated connection of ``hector.stores.sqlite`
 with SQLAlchemy's own column conversions (so the rows are exactly what the SDK would write and
 read). On PostgreSQL they are SQLAlchemy statements built once and executed with parameters,
 which skips rebuilding and re-hashing a statement per call.
+
+A task canceled in the table stays canceled: a save of any other state leaves its row alone and
+raises ``ConcurrentTaskModificationError``. That is how a replica running a task learns that
+another replica canceled it (CancelTask on a replica that does not run the task only writes the
+table): a2a-sdk's consumer reloads the task on that error, sees it terminal and stops the run.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import sqlalchemy as sa
+from a2a.server.cluster import ConcurrentTaskModificationError
 from a2a.server.context import ServerCallContext
 from a2a.server.models import TaskModel
 from a2a.server.tasks import DatabaseTaskStore
-from a2a.types.a2a_pb2 import Task
+from a2a.types.a2a_pb2 import Task, TaskState
 from google.protobuf.json_format import MessageToDict
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import class_mapper
@@ -118,18 +124,20 @@ class LeanDatabaseTaskStore(DatabaseTaskStore):
         insert: Any = postgresql.insert(table) if dialect.name == "postgresql" else sqlite.insert(table)
         # Parameter names differ from column names: SQLAlchemy reserves those in an INSERT.
         new = insert.values({column.name: sa.bindparam(f"p_{column.name}") for column in columns})
+        changes = {column.name: new.excluded[column.name] for column in columns if column.name != "id"}
+        self._cancel_upsert = new.on_conflict_do_update(index_elements=["id"], set_=changes)
         self._upsert = new.on_conflict_do_update(
-            index_elements=["id"],
-            set_={column.name: new.excluded[column.name] for column in columns if column.name != "id"},
+            index_elements=["id"], set_=changes, where=_not_canceled(table, dialect.name)
         )
         self._get = sa.select(*columns).where(
             table.c.id == sa.bindparam("p_id"), table.c.owner == sa.bindparam("p_owner")
         )
         if self.runner is not None:  # the same statements as SQL text for the sqlite3 connection
-            upsert = self._upsert.compile(dialect=dialect)
-            self._upsert_sql = upsert.string
             position = {f"p_{column.name}": i for i, column in enumerate(columns)}
-            self._upsert_order = [position[name] for name in upsert.positiontup or ()]
+            self._upsert_sql, self._upsert_order = _positional(self._upsert, dialect, position)
+            self._cancel_upsert_sql, self._cancel_upsert_order = _positional(
+                self._cancel_upsert, dialect, position
+            )
             self._get_sql = self._get.compile(dialect=dialect).string
 
     def table(self) -> sa.Table:
@@ -145,15 +153,24 @@ class LeanDatabaseTaskStore(DatabaseTaskStore):
             await super().save(task, context)
             return
         values = self._values(task, self.owner_resolver(context))
+        canceling = task.status.state == TaskState.TASK_STATE_CANCELED
         with self.missing.saving(task.id):
             if self.runner is not None:
                 converted = [convert(value) for convert, value in zip(self._to_db, values, strict=True)]
-                row = tuple(converted[i] for i in self._upsert_order)
-                await self.runner.run(statement(self._upsert_sql, row), write=True)
-                return
-            params = {f"p_{c.name}": value for (_, c), value in zip(self._columns, values, strict=True)}
-            async with self._autocommit.connect() as conn:
-                await conn.execute(self._upsert, params)
+                sql, order = (
+                    (self._cancel_upsert_sql, self._cancel_upsert_order)
+                    if canceling
+                    else (self._upsert_sql, self._upsert_order)
+                )
+                row = tuple(converted[i] for i in order)
+                written = await self.runner.run(statement(sql, row), write=True)
+            else:
+                params = {f"p_{c.name}": value for (_, c), value in zip(self._columns, values, strict=True)}
+                async with self._autocommit.connect() as conn:
+                    result = await conn.execute(self._cancel_upsert if canceling else self._upsert, params)
+                    written = result.rowcount
+        if not written:
+            raise ConcurrentTaskModificationError(task.id)
 
     def _values(self, task: Task, owner: str) -> list[Any]:
         """The row of *task*, in ``_columns`` order: what the SDK's ``_to_orm`` puts in its model,
@@ -204,3 +221,22 @@ class LeanDatabaseTaskStore(DatabaseTaskStore):
         # given its own conversion, which may expect the real model.
         model = self.task_model(**attrs) if self.model_to_core_conversion else SimpleNamespace(**attrs)
         return self._from_orm(cast(TaskModel, model))
+
+
+def _positional(insert: Any, dialect: sa.Dialect, position: dict[str, int]) -> tuple[str, list[int]]:
+    """*insert* as SQL text for the sqlite3 connection, with the order of its parameters as
+    indexes into a row in column order."""
+    compiled = insert.compile(dialect=dialect)
+    return compiled.string, [position[name] for name in compiled.positiontup or ()]
+
+
+def _not_canceled(table: sa.Table, dialect: str) -> sa.ColumnElement[bool]:
+    """The stored row's state is not CANCELED, with its constants inline (the SQLite statement is
+    run as text with the row's values only)."""
+    state: sa.ColumnElement[Any]
+    if dialect == "sqlite":
+        state = sa.func.json_extract(table.c.status, sa.literal_column("'$.state'"))
+    else:
+        state = table.c.status.op("->>")(sa.literal_column("'state'"))
+    canceled: sa.ColumnElement[Any] = sa.literal_column(f"'{TaskState.Name(TaskState.TASK_STATE_CANCELED)}'")
+    return sa.func.coalesce(state, sa.literal_column("''")) != canceled
