@@ -38,6 +38,7 @@ from hector.tools.registry import ToolEnv, build_tool
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from hector.a2a.cancels import CancelWatch
     from hector.agent.longterm import LongTermMemory
     from hector.rag import DocumentStore, Library
     from hector.rag.retrieval import ContextInjector, Searcher
@@ -92,6 +93,7 @@ class _Builder:
         self.task_stores: list[TaskStore] = []
         self.leases: dict[int, TaskLeases] = {}
         self.redis: Redis | None = None
+        self.cancels: CancelWatch | None = None
         self.built_agents: dict[str, AgentLike] = {}
         """Filled once every agent is built; agent_call tools look callees up here."""
         self.library: Library | None = None
@@ -313,12 +315,14 @@ class _Builder:
         if relay.enabled and isinstance(task_store, LeanDatabaseTaskStore):
             from redis.asyncio import Redis
 
+            from hector.a2a.cancels import CancelWatch
             from hector.a2a.relay import RedisTaskEvents
 
             if self.redis is None:
                 url = relay.redis_url.get_secret_value() if relay.redis_url else "redis://127.0.0.1:6379/0"
                 self.redis = Redis.from_url(url)
-            events = RedisTaskEvents(self.redis, task_store.engine, task_store.table())
+                self.cancels = CancelWatch(self.redis)
+            events = RedisTaskEvents(self.redis, task_store.engine, task_store.table(), self.cancels)
         return AgentEntry(agent, cfg, task_store, leases, events)
 
     def agent(self, agent_id: str, cfg: AgentConfig) -> AgentEntry:
@@ -391,4 +395,5 @@ def build_runtime(
         builder.library,
         leases=list(builder.leases.values()),
         redis=builder.redis,
+        cancels=builder.cancels,
     )

@@ -28,6 +28,7 @@ from hector.stores.db import migrate, schema_lock
 from hector.stores.leases import TaskLeases
 
 if TYPE_CHECKING:
+    from hector.a2a.cancels import CancelWatch
     from hector.rag import Library
     from hector.tools.mcp import MCPToolSource
 
@@ -60,6 +61,8 @@ class Runtime:
     leases: list[TaskLeases] = field(default_factory=list)
     redis: Redis | None = None
     """The event relay's Redis client, if enabled."""
+    cancels: CancelWatch | None = None
+    """With the relay: stops this replica's runs of tasks canceled on another one."""
     _sweeper: asyncio.Task[None] | None = None
     _watcher: asyncio.Task[None] | None = None
     watching: asyncio.Event = field(default_factory=asyncio.Event)
@@ -157,6 +160,8 @@ class Runtime:
             await model.aclose()
         if self.library is not None:
             await self.library.aclose()
+        if self.cancels is not None:
+            await self.cancels.aclose()
         if self.redis is not None:
             await self.redis.aclose()
         for engine in self.engines.values():

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from hector.assembly import build_runtime
 from hector.cli import main
 from hector.cli.zeroconfig import zero_config
 from hector.config import parse_config
+from hector.config.checks import BUILTIN_TOOLS
 from hector.rag.documents import SearchMode
 from tests.harness import running_hector
 from tests.rag.corpus import QUERIES, write_labelled
@@ -149,6 +151,25 @@ async def test_docs_folder_zero_config(tmp_path: Path) -> None:
             [e async for e in client.send_message(request('use search {"query": "INV-4042"}'))]
         )
         assert text.startswith("Tool search returned: [1] invoice.md:1-3")
+        await client.close()
+
+
+async def test_tools_all_gives_every_builtin_tool(tmp_path: Path) -> None:
+    """`--tools all`: the enable_tools shortcut's tools, with --docs-folder's search among them once."""
+    write_labelled(tmp_path / "docs")
+    data = zero_config(provider="test", tools=["all"], docs_folder=tmp_path / "docs")
+    assert data["agents"]["assistant"]["tools"] == list(BUILTIN_TOOLS)
+    async with running_hector(data, tmp_path) as url, httpx.AsyncClient(timeout=30) as http:
+        client = await client_for(
+            url, "assistant", binding="JSONRPC", version="1.0", streaming=False, http=http
+        )
+        todos = {"todos": [{"id": "1", "content": "Find the invoice", "status": "in_progress"}]}
+        for message, answer in (
+            (f"use todo_write {json.dumps(todos)}", "Tool todo_write returned: Todo list (1 item"),
+            ('use search {"query": "INV-4042"}', "Tool search returned: [1] invoice.md:1-3"),
+        ):
+            _, text, _ = final_text([e async for e in client.send_message(request(message))])
+            assert text.startswith(answer), text
         await client.close()
 
 

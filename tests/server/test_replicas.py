@@ -115,15 +115,21 @@ async def test_subscribe_on_the_other_replica(tmp_path: Path, postgres_url: str)
         await b.close()
 
 
-async def test_cancel_on_the_other_replica_stops_the_run(tmp_path: Path, postgres_url: str) -> None:
+@pytest.mark.parametrize("relay", [False, True], ids=["database", "redis-relay"])
+async def test_cancel_on_the_other_replica_stops_the_run(
+    tmp_path: Path, postgres_url: str, relay: bool
+) -> None:
     """CancelTask on replica B for a task running on replica A: B answers CANCELED, A's run stops
-    at its next write and its client sees CANCELED, and the answer A would have given never lands."""
+    and its client sees CANCELED, and the answer A would have given never lands. With the Redis
+    relay A stops at once, in the middle of the tool call; without it, at its next write."""
     gate = Gate()
     cfg: dict[str, Any] = {
         "llms": {"t": {"type": "test"}},
         "session_stores": {"main": {"backend": "sql", "url": postgres_url}},
         "agents": {"echo": {"llm": "t", "tools": ["slow"]}},
     }
+    if relay:
+        cfg["server"] = {"event_relay": {"enabled": True, "redis_url": "redis://127.0.0.1:6379/0"}}
     async with (
         running_hector(cfg, tmp_path / "a", {"slow": gate}) as url_a,
         running_hector(cfg, tmp_path / "b", {"slow": gate}) as url_b,
@@ -136,9 +142,11 @@ async def test_cancel_on_the_other_replica_stops_the_run(tmp_path: Path, postgre
         await asyncio.wait_for(gate.entered.wait(), 10)
         canceled = await b.cancel_task(CancelTaskRequest(id=task_id))
         assert canceled.status.state == TaskState.TASK_STATE_CANCELED
-        gate.release.set()  # the tool returns on A; its result is A's next write
-        rest = [e async for e in stream]
+        if not relay:
+            gate.release.set()  # the tool returns on A; its result is A's next write
+        rest = await asyncio.wait_for(collect(stream), 10)
         assert final_text(rest)[0] == TaskState.TASK_STATE_CANCELED
+        assert gate.cancelled == relay  # the relay stopped the tool call itself
         for client in (a, b):
             stored = await client.get_task(GetTaskRequest(id=task_id))
             assert stored.status.state == TaskState.TASK_STATE_CANCELED
@@ -151,6 +159,36 @@ async def test_cancel_on_the_other_replica_stops_the_run(tmp_path: Path, postgre
         assert final_text(more)[0] == TaskState.TASK_STATE_COMPLETED
         await a.close()
         await b.close()
+
+
+async def test_cancel_on_the_running_replica_with_the_relay(tmp_path: Path, postgres_url: str) -> None:
+    """The relay's cancel notice for a local cancel does not stop the run a second time."""
+    gate = Gate()
+    cfg: dict[str, Any] = {
+        "llms": {"t": {"type": "test"}},
+        "session_stores": {"main": {"backend": "sql", "url": postgres_url}},
+        "agents": {"echo": {"llm": "t", "tools": ["slow"]}},
+        "server": {"event_relay": {"enabled": True, "redis_url": "redis://127.0.0.1:6379/0"}},
+    }
+    async with running_hector(cfg, tmp_path, {"slow": gate}) as url, httpx.AsyncClient(timeout=30) as http:
+        client = await client_for(url, "echo", binding="JSONRPC", version="1.0", streaming=True, http=http)
+        stream = client.send_message(request("please use slow", "c-local"))
+        task_id = (await anext(stream)).task.id
+        await asyncio.wait_for(gate.entered.wait(), 10)
+        canceled = await client.cancel_task(CancelTaskRequest(id=task_id))
+        assert canceled.status.state == TaskState.TASK_STATE_CANCELED
+        rest = await asyncio.wait_for(collect(stream), 10)
+        states = [e.status_update.status.state for e in rest if e.HasField("status_update")]
+        assert states[-1] == TaskState.TASK_STATE_CANCELED and gate.cancelled
+        assert states.count(TaskState.TASK_STATE_CANCELED) == 1, states
+        gate.release.set()
+        more = [e async for e in client.send_message(request("hello", "c-local"))]
+        assert final_text(more)[0] == TaskState.TASK_STATE_COMPLETED
+        await client.close()
+
+
+async def collect(stream: AsyncIterator[StreamResponse]) -> list[StreamResponse]:
+    return [e async for e in stream]
 
 
 def kind(event: StreamResponse) -> str:

@@ -14,6 +14,7 @@ to the external agent.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import json
@@ -33,6 +34,7 @@ from google.protobuf.json_format import MessageToDict, ParseDict
 from google.protobuf.struct_pb2 import Value
 
 from hector import observability
+from hector.a2a.cancels import CancelWatch
 from hector.agent import Agent, AgentLike
 from hector.agent.approval import ApprovalError, parse_decision
 from hector.agent.remote import RemoteAgent
@@ -77,13 +79,19 @@ TAKEOVER = "hector.takeover"
 
 class HectorAgentExecutor(AgentExecutor):
     def __init__(
-        self, agent: AgentLike, leases: TaskLeases | None = None, interrupted: InterruptedCalls = "fail"
+        self,
+        agent: AgentLike,
+        leases: TaskLeases | None = None,
+        interrupted: InterruptedCalls = "fail",
+        cancels: CancelWatch | None = None,
     ) -> None:
         self.agent = agent
         self.leases = leases
         """Running tasks hold a lease, so a replica that dies leaves them recoverable."""
         self.interrupted: InterruptedCalls = interrupted
         """What a continued task does with the tool call its dead server was running."""
+        self.cancels = cancels
+        """Stops a run here when its task is canceled on another replica (``server.event_relay``)."""
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         takeover = context.call_context.state.get(TAKEOVER) if context.call_context else None
@@ -207,8 +215,19 @@ class HectorAgentExecutor(AgentExecutor):
         streamed: bool = False,
     ) -> None:
         lease = self.leases.hold(task_id, self.agent.id, claimed) if self.leases else contextlib.nullcontext()
-        async with lease:
-            await self._publish_events(events, updater, task_id, streamed)
+        watched = self.cancels.track(task_id) if self.cancels else contextlib.nullcontext()
+        try:
+            async with lease, watched:
+                await self._publish_events(events, updater, task_id, streamed)
+        except asyncio.CancelledError:
+            if self.cancels is None or not self.cancels.stopped(task_id):
+                raise
+            # Canceled on another replica: the run (tool call included) is stopped; this stream
+            # ends as a local cancel's would. Only that cancel is absorbed, not the task's own.
+            current = asyncio.current_task()
+            assert current is not None
+            current.uncancel()
+            await updater.cancel(_text(updater, "Canceled by the user."))
 
     async def _publish_events(
         self, events: AsyncIterator[AgentEvent], updater: TaskUpdater, task_id: str, streamed: bool = False
@@ -283,6 +302,8 @@ class HectorAgentExecutor(AgentExecutor):
             await updater.failed(_text(updater, f"Agent failed: {exc}"))
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        if context.task_id and self.cancels is not None:
+            self.cancels.release(context.task_id)  # a2a-sdk stops the run itself
         if context.task_id and context.context_id:
             updater = TaskUpdater(event_queue, context.task_id, context.context_id)
             await updater.cancel(_text(updater, "Canceled by the user."))

@@ -32,6 +32,8 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hector.a2a.cancels import CancelWatch
+
 log = logging.getLogger("hector.a2a.relay")
 
 CHANNEL = "hector:task-events:"
@@ -61,19 +63,34 @@ def _ends(event: Event) -> bool:
     return isinstance(status, TaskStatus) and status.state in _STOPS
 
 
+def _canceled(event: Event) -> bool:
+    return isinstance(event, TaskStatusUpdateEvent) and event.status.state == TaskState.TASK_STATE_CANCELED
+
+
 class RedisTaskEvents(TaskEventStream):
     """The events of the tasks in one task table, shared through one Redis server."""
 
-    def __init__(self, redis: Redis, engine: AsyncEngine, tasks: sa.Table, quiet: float = 2.0) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        engine: AsyncEngine,
+        tasks: sa.Table,
+        cancels: CancelWatch | None = None,
+        quiet: float = 2.0,
+    ) -> None:
         self.redis = redis
         self.engine = engine
         self.tasks = tasks
+        self.cancels = cancels
+        """Told of every CANCELED status, so the replica running the task stops it at once."""
         self.quiet = quiet
         """Seconds without an event after which the stored state is checked."""
 
     async def publish(self, task_id: str, event: VersionedEvent) -> None:
         try:
             await self.redis.publish(CHANNEL + task_id, to_stream_response(event.event).SerializeToString())
+            if self.cancels is not None and _canceled(event.event):
+                await self.cancels.announce(task_id)
         except RedisError as exc:  # remote subscribers miss it; the task itself goes on
             log.warning("task event not relayed: %s", type(exc).__name__, extra={"task": task_id})
 

@@ -23,6 +23,7 @@ from a2a.server.request_handlers import DefaultRequestHandler
 from a2a.types.a2a_pb2 import AgentCard
 
 from hector.a2a.executor import TAKEOVER, HectorAgentExecutor
+from hector.a2a.relay import RedisTaskEvents
 from hector.agent import Agent
 from hector.observability import retrieval as telemetry
 from hector.runtime import AgentEntry
@@ -47,8 +48,9 @@ class _Owner(User):
 def build_handler(entry: AgentEntry, card: AgentCard) -> DefaultRequestHandler:
     recovery = entry.leases
     interrupted = recovery.interrupted_calls if recovery is not None else "fail"
+    cancels = entry.events.cancels if isinstance(entry.events, RedisTaskEvents) else None
     handler = DefaultRequestHandler(
-        agent_executor=HectorAgentExecutor(entry.agent, entry.leases, interrupted),
+        agent_executor=HectorAgentExecutor(entry.agent, entry.leases, interrupted, cancels),
         task_store=entry.task_store,
         agent_card=card,
         event_stream=entry.events,

@@ -96,7 +96,9 @@ def serve(
     api_key: Annotated[str | None, typer.Option(help="Provider API key (prefer the env var).")] = None,
     base_url: Annotated[str | None, typer.Option(help="Provider base URL.")] = None,
     instruction: Annotated[str | None, typer.Option(help="The agent's instruction.")] = None,
-    tools: Annotated[str | None, typer.Option(help="Comma-separated tool names.")] = None,
+    tools: Annotated[
+        str | None, typer.Option(help="Comma-separated tool names, or `all` (every built-in tool).")
+    ] = None,
     docs_folder: Annotated[
         Path | None, typer.Option(help="Index this folder and give the agent a `search` tool over it.")
     ] = None,

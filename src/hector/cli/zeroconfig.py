@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from hector.config.checks import BUILTIN_TOOLS
 from hector.config.shortcuts import docs_store as folder_store, with_search
 from hector.errors import ConfigError
 from hector.providers import API_KEY_ENV
@@ -59,6 +60,8 @@ def zero_config(
     agent_cfg: dict[str, Any] = {"llm": provider}
     if instruction:
         agent_cfg["instruction"] = instruction
+    if tools == ["all"]:  # what the enable_tools shortcut gives, as the Go original's --tools
+        tools = list(BUILTIN_TOOLS)
     if tools:
         agent_cfg["tools"] = tools
     data: dict[str, Any] = {"version": "2", "llms": {provider: llm}, "agents": {agent: agent_cfg}}
