@@ -111,6 +111,9 @@ ModelStreamEvent = TextDelta | ResponseDone
 @dataclass(frozen=True)
 class ToolCallEvent:
     call: ToolCall
+    narration: str = ""
+    """What the model said in the step before its calls (``Let me look that up.``), on the step's
+    first call only; kept with the call because the final answer replaces the streamed text."""
     kind: Literal["tool_call"] = "tool_call"
 
 

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from hector.agent import Agent
+from hector.agent.loop import LoopState
 from hector.agent.memory import BufferWindowMemory, SummaryBufferMemory, estimate_tokens
 from hector.errors import AgentRunError
-from hector.messages import ChatMessage, ModelResponse, ToolCall, ToolSpec, Usage
+from hector.messages import AgentEvent, ChatMessage, ModelResponse, ToolCall, ToolCallEvent, ToolSpec, Usage
 from hector.providers import FunctionModel, TestModel
+from hector.stores.checkpoints import Checkpoint
 from hector.stores.db import create_engine, migrate, sqlite_url
 from hector.stores.sessions import MemorySessionStore, SessionAccessError, SessionStore, SQLSessionStore
 from hector.tools import FunctionTool
@@ -188,3 +190,36 @@ async def test_cancellation_keeps_the_user_message() -> None:
     with pytest.raises(asyncio.CancelledError):
         await run
     assert [m.content for m in (await store.load("a", "c", "anonymous")).messages] == ["hello?"]
+
+
+def narrations(events: Sequence[AgentEvent]) -> list[tuple[str, str]]:
+    """(call id, narration) of each tool call event."""
+    return [(e.call.id, e.narration) for e in events if isinstance(e, ToolCallEvent)]
+
+
+@pytest.mark.parametrize("streaming", [True, False], ids=["stream", "request"])
+async def test_a_steps_text_goes_with_its_first_call_once(streaming: bool) -> None:
+    two = (ToolCall("1", "add", {"a": 1, "b": 2}), ToolCall("2", "add", {"a": 3, "b": 4}))
+    script = Script(
+        ModelResponse("Adding both.", two),
+        ModelResponse("", (ToolCall("3", "add", {"a": 0, "b": 0}),)),  # a step that says nothing
+        ModelResponse("3, 7 and 0"),
+    )
+    agent = make_agent(FunctionModel(script), tools=[FunctionTool(add)], streaming=streaming)
+    events = [e async for e in agent.run_stream("add them", context_id="c")]
+    assert narrations(events) == [("1", "Adding both."), ("2", ""), ("3", "")]
+
+
+async def test_a_step_continued_after_a_crash_does_not_say_its_text_again() -> None:
+    # The server died while call 1 ran: its call event, with the step's text, went out then.
+    step = ChatMessage(
+        "assistant",
+        "Adding both.",
+        tool_calls=(ToolCall("1", "add", {"a": 1, "b": 2}), ToolCall("2", "add", {"a": 3, "b": 4})),
+    )
+    state = LoopState(0, [ChatMessage("user", "add them")], step, running="1")
+    checkpoint = Checkpoint("t", "a", "c", "anonymous", state, 0.0)
+    agent = make_agent(FunctionModel(Script(ModelResponse("3 and 7"))), tools=[FunctionTool(add)])
+    events = [e async for e in agent.continue_stream(checkpoint, "retry")]
+    assert narrations(events) == [("1", ""), ("2", "")]
+    assert events[-1].kind == "final" and events[-1].text == "3 and 7"

@@ -15,7 +15,9 @@ from google.protobuf.struct_pb2 import Value
 
 from hector.tools import FunctionTool, Tool
 from tests.harness import running_hector
+from tests.llm_server import ScriptedCall, ScriptedLLMServer
 from tests.server.test_a2a import client_for, final_text, request
+from tests.server.test_llm_e2e import event_types, llm_config
 
 KEY_A, KEY_B = "key-alice-0123456789", "key-bob-9876543210"
 
@@ -188,3 +190,34 @@ async def test_expired_approval_is_a_denial(tmp_path: Path) -> None:
         done = [e async for e in client.send_message(answer(task_id, "c-exp", decision="approve"))]
         assert "expired" in final_text(done)[1] and deploys.done == []
         await client.close()
+
+
+async def test_text_said_before_an_approved_call_is_stored_with_it(
+    tmp_path: Path, llm_server: ScriptedLLMServer
+) -> None:
+    deploys = Deployments()
+    llm_server.reply("I will deploy now.", tool_calls=[ScriptedCall("deploy", {"env": "prod"})])
+    llm_server.reply("Deployed to prod.")
+    cfg = {"llms": {"main": llm_config(llm_server)}, "agents": {"ops": {"llm": "main", "tools": ["deploy"]}}}
+    async with (
+        running_hector(cfg, tmp_path, {"deploy": deploys.tool()}) as url,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        client = await client_for(url, "ops", binding="JSONRPC", version="1.0", streaming=True, http=http)
+        task_id, prompt, _ = paused(
+            [e async for e in client.send_message(request("deploy to prod", "c-narrate"))]
+        )
+        assert prompt == "Deploy to prod?"  # the question is the tool's prompt alone
+        done = [e async for e in client.send_message(answer(task_id, "c-narrate", decision="approve"))]
+        assert final_text(done)[:2] == (TaskState.TASK_STATE_COMPLETED, "Deployed to prod.")
+        task = await client.get_task(GetTaskRequest(id=task_id))
+        await client.close()
+    # The step's text is kept once, with its call (which ran after the decision).
+    said = [(get_text_parts(m.parts), event_types(m)) for m in task.history if m.role == Role.ROLE_AGENT]
+    assert said == [
+        (["Deploy to prod?"], ["approval_request"]),
+        (["I will deploy now."], ["tool_call"]),
+        ([], ["tool_result"]),
+    ]
+    assert [get_text_parts(a.parts) for a in task.artifacts] == [["Deployed to prod."]]
+    assert deploys.done == ["prod"]

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from a2a.helpers.proto_helpers import get_text_parts
-from a2a.types.a2a_pb2 import TaskState
+from a2a.types.a2a_pb2 import GetTaskRequest, Message, Role, TaskState
 
 from hector.tools import FunctionTool, Tool
 from tests.harness import running_hector
@@ -75,6 +76,51 @@ async def test_openai_conversation_with_tool_over_a2a(tmp_path: Path, llm_server
         ("user", "What did I ask?"),
     ]
     assert llm_server.last.headers["authorization"] == "Bearer sk-test-e2e"
+
+
+def event_types(message: Message) -> list[str]:
+    return [p.metadata["event_type"] for p in message.parts if p.HasField("data")]
+
+
+@pytest.mark.parametrize("version", ["1.0", "0.3"])
+async def test_text_said_before_tool_calls_is_stored_with_them(
+    tmp_path: Path, llm_server: ScriptedLLMServer, version: str
+) -> None:
+    oslo, bergen = ScriptedCall("lookup", {"city": "Oslo"}), ScriptedCall("lookup", {"city": "Bergen"})
+    llm_server.reply("Let me look both up.", tool_calls=[oslo, bergen])
+    llm_server.reply(tool_calls=[ScriptedCall("lookup", {"city": "Oslo"})])  # a step that says nothing
+    llm_server.reply("Oslo has 709000 people; Bergen is unknown.")
+    async with (
+        running_hector(hector_config(llm_server), tmp_path, TOOLS) as url,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        client = await client_for(
+            url, "helper", binding="JSONRPC", version=version, streaming=True, http=http
+        )
+        events = [e async for e in client.send_message(request("Oslo and Bergen?", "narrate"))]
+        state, answer, task_id = final_text(events)
+        task = await client.get_task(GetTaskRequest(id=task_id))
+        await client.close()
+    assert (state, answer) == (TaskState.TASK_STATE_COMPLETED, "Oslo has 709000 people; Bergen is unknown.")
+    # Live clients still get the text as it streams, before the call.
+    first_chunk = next(n for n, e in enumerate(events) if e.HasField("artifact_update"))
+    first_call = next(
+        n for n, e in enumerate(events) if "tool_call" in event_types(e.status_update.status.message)
+    )
+    assert first_chunk < first_call
+    assert get_text_parts(events[first_chunk].artifact_update.artifact.parts) == ["Let me look both up."]
+    # Stored, the text goes once, with the step's first call; the artifact is the answer alone.
+    agent_messages = [m for m in task.history if m.role == Role.ROLE_AGENT]
+    assert [(get_text_parts(m.parts), event_types(m)) for m in agent_messages] == [
+        (["Let me look both up."], ["tool_call"]),
+        ([], ["tool_result"]),
+        ([], ["tool_call"]),
+        ([], ["tool_result"]),
+        ([], ["tool_call"]),
+        ([], ["tool_result"]),
+    ]
+    assert [get_text_parts(a.parts) for a in task.artifacts] == [[answer]]
+    assert get_text_parts(task.status.message.parts) == [answer]
 
 
 async def test_anthropic_streams_through_a2a(tmp_path: Path, llm_server: ScriptedLLMServer) -> None:

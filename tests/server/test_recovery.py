@@ -38,7 +38,7 @@ from hector.stores.tasks import LeanDatabaseTaskStore
 from tests.harness import fresh_postgres_database, running_hector
 from tests.llm_server import ScriptedCall, ScriptedLLMServer
 from tests.server.test_a2a import Gate, client_for, final_text, request
-from tests.server.test_llm_e2e import llm_config
+from tests.server.test_llm_e2e import event_types, llm_config
 
 HECTOR = str(Path(sys.executable).with_name("hector"))
 
@@ -332,6 +332,10 @@ async def test_sigkill_between_steps_continues_the_task_on_restart(
             )
             notes = [p.text for p in history if p.text.startswith("Resumed after an interruption")]
             assert len(notes) == 1
+            # What the model said before its call is kept once, with the call.
+            calls = [get_text_parts(m.parts) for m in task.history if "tool_call" in event_types(m)]
+            assert calls == [["Making a marker."]]
+            assert [p.text for p in history].count("Making a marker.") == 1
             # The conversation goes on with every step stored once.
             events = [e async for e in client.send_message(request("thanks", "ctx-resume"))]
             assert final_text(events)[0] == TaskState.TASK_STATE_COMPLETED

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from a2a.helpers.proto_helpers import get_text_parts
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.events import EventQueue
 from a2a.server.request_handlers import DefaultRequestHandler
@@ -18,6 +19,7 @@ from a2a.types.a2a_pb2 import (
     AgentCapabilities,
     AgentCard,
     AgentInterface,
+    GetTaskRequest,
     Part,
     Task,
     TaskState,
@@ -27,7 +29,9 @@ from starlette.applications import Starlette
 
 from hector.tools import FunctionTool, Tool
 from tests.harness import running_hector, serve_app
+from tests.llm_server import ScriptedCall, ScriptedLLMServer
 from tests.server.test_a2a import client_for, final_text, request
+from tests.server.test_llm_e2e import llm_config
 
 KEY = "upstream-key-0123456789"
 
@@ -153,3 +157,40 @@ async def test_target_agent_id_picks_one_agent_of_a_server(tmp_path: Path) -> No
             state, text = await ask(url, "missing", "whoami")
     assert state == TaskState.TASK_STATE_FAILED
     assert f"{up}/v1/agents/nobody" in text and "404" in text
+
+
+async def test_an_external_agents_text_before_a_tool_call_is_not_the_answer(
+    tmp_path: Path, llm_server: ScriptedLLMServer
+) -> None:
+    def whoami() -> str:
+        """Says which agent this is."""
+        return "agent b"
+
+    llm_server.reply("Let me check.", tool_calls=[ScriptedCall("whoami", {})])
+    llm_server.reply("This is agent b.")
+    upstream_cfg = {
+        "llms": {"main": llm_config(llm_server)},
+        "agents": {"b": {"llm": "main", "tools": ["whoami"]}},
+    }
+    tools: dict[str, Tool] = {"whoami": FunctionTool(whoami)}
+    async with (
+        running_hector(upstream_cfg, tmp_path / "up", tools) as up,
+        running_hector(local_config(f"{up}/agents/b"), tmp_path / "local") as url,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        client = await client_for(url, "proxy", binding="JSONRPC", version="1.0", streaming=True, http=http)
+        events = [e async for e in client.send_message(request("who are you?", "c-remote"))]
+        state, answer, task_id = final_text(events)
+        task = await client.get_task(GetTaskRequest(id=task_id))
+        await client.close()
+    assert (state, answer) == (TaskState.TASK_STATE_COMPLETED, "This is agent b.")
+    # Its text before the call may stream (as it comes: a fast run sends only the answer), but its
+    # status messages (the call, with that text) are not taken for text of the answer.
+    chunks = [
+        "".join(get_text_parts(e.artifact_update.artifact.parts))
+        for e in events
+        if e.HasField("artifact_update")
+    ]
+    assert chunks[-1] == "This is agent b." and "".join(chunks).count("Let me check.") <= 1
+    assert [get_text_parts(a.parts) for a in task.artifacts] == [["This is agent b."]]
+    assert get_text_parts(task.status.message.parts) == ["This is agent b."]

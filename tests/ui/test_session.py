@@ -107,8 +107,8 @@ def test_reload_restores_the_conversation(page: Page, llm_server: ScriptedLLMSer
         context_id = saved_context(page)
 
         page.reload()
-        # The same conversation, rebuilt from the server: questions, the finished tool call,
-        # the answers, and the history in the order asked.
+        # The same conversation, rebuilt from the server: questions, what the agent said before
+        # its tool call, the finished call, the answers, and the history in the order asked.
         expect(page.get_by_test_id("user-message")).to_have_text(
             ["How many people live in Oslo?", "And Bergen?"]
         )
@@ -117,7 +117,11 @@ def test_reload_restores_the_conversation(page: Page, llm_server: ScriptedLLMSer
         expect(tool.locator(".badge")).to_have_text("done")
         expect(tool.locator(".tool-name")).to_have_text("search")
         expect(tool.locator(".tool-result")).to_have_text("3 results for Oslo")
-        expect(first.locator(".markdown")).to_have_text("Oslo has 709000 people.")
+        expect(first.locator(".markdown")).to_have_text(["Let me search.", "Oslo has 709000 people."])
+        steps = first.locator(".markdown, [data-testid=tool-call]")
+        expect(steps).to_have_count(3)
+        expect(steps.nth(0)).to_have_text("Let me search.")
+        expect(steps.nth(1)).to_have_attribute("data-testid", "tool-call")
         expect(first.locator("strong")).to_have_text("709000")
         history = page.get_by_test_id("task-history")
         expect(history.locator(".badge")).to_have_text(["completed", "completed"])

@@ -53,6 +53,53 @@ describe("applyEvent", () => {
     ]);
   });
 
+  it("shows text said before a tool call once, though the call's status message carries it too", () => {
+    const call = (id: string) => tagged({ id, name: "lookup", arguments: {} }, "tool_call");
+    const result = (id: string) => tagged({ tool_call_id: id, name: "lookup", content: "ok" }, "tool_result");
+    const turn = run([
+      artifact("Let me ", false),
+      artifact("check both.", true),
+      status("WORKING", [{ text: "Let me check both." }, call("c1")]),
+      status("WORKING", [result("c1")]),
+      status("WORKING", [call("c2")]),
+      status("WORKING", [result("c2")]),
+      artifact("Done.", false),
+      status("COMPLETED", [{ text: "Done." }]),
+    ]);
+    const done = { kind: "tool", name: "lookup", args: {}, result: "ok", isError: false };
+    expect(turn.items).toEqual([
+      { kind: "text", text: "Let me check both.", artifactId: "response" },
+      { ...done, id: "c1" },
+      { ...done, id: "c2" },
+      { kind: "text", text: "Done.", artifactId: "response" },
+    ]);
+  });
+
+  it("shows text said before a tool call that did not stream, before the call", () => {
+    const turn = run([
+      status("WORKING", [{ text: "Looking it up." }, tagged({ id: "c1", name: "lookup", arguments: {} }, "tool_call")]),
+      status("WORKING", [tagged({ tool_call_id: "c1", name: "lookup", content: "709000" }, "tool_result")]),
+      status("COMPLETED", [{ text: "709000 people." }]),
+    ]);
+    expect(turn.items).toEqual([
+      { kind: "text", text: "Looking it up." },
+      { kind: "tool", id: "c1", name: "lookup", args: {}, result: "709000", isError: false },
+      { kind: "text", text: "709000 people." },
+    ]);
+  });
+
+  it("does not repeat text said before an approval once the approved call carries it", () => {
+    const ask = tagged({ approval_id: "a1", tool_name: "deploy", tool_input: { env: "prod" } }, "approval_request");
+    let turn = run([artifact("I will deploy.", false), status("INPUT_REQUIRED", [{ text: "Deploy to prod?" }, ask])]);
+    turn = decide(turn, "approve");
+    turn = [
+      status("WORKING"),
+      status("WORKING", [{ text: "I will deploy." }, tagged({ id: "c1", name: "deploy", arguments: {} }, "tool_call")]),
+    ].reduce(applyEvent, turn);
+    expect(turn.items.map((i) => i.kind)).toEqual(["text", "approval", "tool"]);
+    expect(turn.items[0]).toMatchObject({ text: "I will deploy." });
+  });
+
   it("shows an approval question once, and the decision", () => {
     const ask = tagged(
       { interaction_type: "tool_approval", approval_id: "a1", tool_name: "deploy", tool_input: { env: "prod" } },
@@ -115,6 +162,51 @@ describe("turnFromTask", () => {
       { kind: "tool", id: "c1", name: "lookup", args: { city: "Oslo" }, result: "709000", isError: false },
       { kind: "text", text: "Oslo: 709000.", artifactId: "response" },
     ]);
+  });
+
+  it("shows what the agent said before its tool calls, in order with them", () => {
+    const task: Task = {
+      id: T,
+      status: { state: "TASK_STATE_COMPLETED", message: message("ROLE_AGENT", [{ text: "Oslo: 709000." }]) },
+      history: [
+        message("ROLE_USER", [{ text: "How many in Oslo?" }]),
+        message("ROLE_AGENT", [{ text: "Let me look." }, tagged({ id: "c1", name: "lookup", arguments: {} }, "tool_call")]),
+        message("ROLE_AGENT", [tagged({ tool_call_id: "c1", name: "lookup", content: "709000" }, "tool_result")]),
+        message("ROLE_AGENT", [tagged({ id: "c2", name: "lookup", arguments: {} }, "tool_call")]),
+        message("ROLE_AGENT", [tagged({ tool_call_id: "c2", name: "lookup", content: "709000" }, "tool_result")]),
+      ],
+      artifacts: [{ artifactId: "response", parts: [{ text: "Oslo: 709000." }] }],
+    };
+    expect(turnFromTask(task).items).toEqual([
+      { kind: "text", text: "Let me look." },
+      { kind: "tool", id: "c1", name: "lookup", args: {}, result: "709000", isError: false },
+      { kind: "tool", id: "c2", name: "lookup", args: {}, result: "709000", isError: false },
+      { kind: "text", text: "Oslo: 709000.", artifactId: "response" },
+    ]);
+    // Without an artifact, the answer is the status message (what was said before a call is not it).
+    expect(turnFromTask({ ...task, artifacts: [] }).items.at(-1)).toEqual({ kind: "text", text: "Oslo: 709000." });
+  });
+
+  it("shows a running task's streamed text once: what its history has is not repeated", () => {
+    const task: Task = {
+      id: T,
+      status: { state: "TASK_STATE_WORKING" },
+      history: [
+        message("ROLE_USER", [{ text: "How many in Oslo?" }]),
+        message("ROLE_AGENT", [{ text: "Let me look." }, tagged({ id: "c1", name: "lookup", arguments: {} }, "tool_call")]),
+        message("ROLE_AGENT", [tagged({ tool_call_id: "c1", name: "lookup", content: "709000" }, "tool_result")]),
+      ],
+      // Until the answer replaces it, the artifact holds all text streamed so far.
+      artifacts: [{ artifactId: "response", parts: [{ text: "Let me look." }, { text: "Oslo has" }] }],
+    };
+    const turn = turnFromTask(task);
+    expect(turn.items).toEqual([
+      { kind: "text", text: "Let me look." },
+      { kind: "tool", id: "c1", name: "lookup", args: {}, result: "709000", isError: false },
+      { kind: "text", text: "Oslo has", artifactId: "response" },
+    ]);
+    // Followed again, the next chunks extend the answer.
+    expect(applyEvent(turn, artifact(" 709000.", true)).items.at(-1)).toMatchObject({ text: "Oslo has 709000." });
   });
 
   it("keeps a pending approval open, and shows an answered one as decided", () => {

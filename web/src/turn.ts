@@ -66,8 +66,25 @@ function tagged(message: Message | undefined, eventType: string): Record<string,
   return part?.data as Record<string, unknown> | undefined;
 }
 
-function hasText(turn: Turn): boolean {
-  return turn.items.some((i) => i.kind === "text" && i.text);
+/** Whether the turn shows an answer: text after its last tool call (text before one is what
+ *  the agent said on the way). */
+function hasAnswer(items: Item[]): boolean {
+  for (let n = items.length - 1; n >= 0 && items[n].kind !== "tool"; n--) {
+    const item = items[n];
+    if (item.kind === "text" && item.text) return true;
+  }
+  return false;
+}
+
+/** What the agent said before a tool call, which the call's status message carries (so a stored
+ *  task keeps it): it takes the place of the same text streamed since the last call, so it shows
+ *  once, or comes before the call when it did not stream (a reload, a non-streaming agent). */
+function withNarration(items: Item[], text: string): Item[] {
+  for (let n = items.length - 1; n >= 0 && items[n].kind !== "tool"; n--) {
+    const item = items[n];
+    if (item.kind === "text") return items.map((i, m) => (m === n ? { ...item, text } : i));
+  }
+  return [...items, { kind: "text", text }];
 }
 
 /** A text chunk of *artifactId*: it extends or replaces the text shown last when that is the
@@ -89,6 +106,8 @@ function withStatus(turn: Turn, status: TaskStatus): Turn {
   const result = tagged(message, "tool_result");
   const approval = tagged(message, "approval_request");
   if (call) {
+    const said = textOf(message?.parts);
+    if (said.trim()) items = withNarration(items, said);
     items = [...items, { kind: "tool", id: String(call.id), name: String(call.name), args: call.arguments }];
   } else if (result) {
     const id = String(result.tool_call_id);
@@ -118,7 +137,7 @@ function withStatus(turn: Turn, status: TaskStatus): Turn {
     error = textOf(message?.parts) || `The task ended: ${state}`;
   } else if (state === "canceled") {
     canceled = textOf(message?.parts) || "Canceled.";
-  } else if (state === "completed" && !hasText({ ...turn, items })) {
+  } else if (state === "completed" && !hasAnswer(items)) {
     // An answer that came only as the status message (no streamed artifact).
     const text = textOf(message?.parts);
     if (text) items = [...items, { kind: "text", text }];
@@ -170,23 +189,38 @@ function decisionOf(message: Message): "approve" | "deny" | undefined {
   return undefined;
 }
 
-/** The turn a stored task stands for (after a reload): its question, the tool calls and
- *  approvals in its history, the answer (its artifacts) and how it ended. */
+/** Text of a running (or stopped) task's artifact that its history does not show yet: until the
+ *  answer replaces it, the artifact holds all text streamed so far, so it starts with what the
+ *  agent said before the calls in the history (*said*, in order). */
+function unsaid(text: string, said: string[]): string {
+  let rest = text;
+  for (const s of said) if (s && rest.startsWith(s)) rest = rest.slice(s.length);
+  return rest;
+}
+
+/** The turn a stored task stands for (after a reload): its question, the tool calls (with what
+ *  the agent said before them) and approvals in its history, the answer (its artifacts) and how
+ *  it ended. */
 export function turnFromTask(task: Task): Turn {
   const history = task.history ?? [];
   const first = history.findIndex((m) => m.role === "ROLE_USER");
   const user = first >= 0 ? textOf(history[first].parts) : "";
   let turn: Turn = { ...newTurn(task.id, user, task.contextId ?? ""), taskId: task.id, streaming: false };
+  const said: string[] = [];
   for (const message of history.slice(first + 1)) {
     if (message.role === "ROLE_USER") {
       const decision = decisionOf(message);
       if (decision) turn = { ...decide(turn, decision), streaming: false };
     } else {
+      if (tagged(message, "tool_call")) said.push(textOf(message.parts));
       turn = withStatus(turn, { state: "TASK_STATE_WORKING", message });
     }
   }
+  const answered = stateName(task.status?.state) === "completed";
   for (const artifact of task.artifacts ?? []) {
-    turn = { ...turn, items: withArtifactText(turn.items, artifact.artifactId, textOf(artifact.parts), false) };
+    const text = textOf(artifact.parts);
+    const shown = answered ? text : unsaid(text, said);
+    turn = { ...turn, items: withArtifactText(turn.items, artifact.artifactId, shown, false) };
   }
   return task.status ? withStatus(turn, task.status) : turn;
 }

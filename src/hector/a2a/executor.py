@@ -3,7 +3,9 @@
 Text deltas stream as appends to one ``response`` artifact; when the answer is complete the
 artifact is replaced by a single part holding the whole text (so stored tasks stay compact) and
 the task completes with the answer as its status message. Tool calls and results are status
-updates carrying a data part, tagged ``event_type: tool_call`` / ``tool_result``.
+updates carrying a data part, tagged ``event_type: tool_call`` / ``tool_result``; the first call
+of a step carries the text the model said in that step before it as a text part, so the stored
+task's history keeps it after the artifact is replaced.
 
 A tool call that needs approval pauses the task in ``input-required`` with the prompt and a
 ``tool_approval`` data part; the next message on that task (a data part ``{"decision": ...}`` or
@@ -249,9 +251,12 @@ class HectorAgentExecutor(AgentExecutor):
                     await response.flush()
                 if event.kind == "tool_call":
                     call = {"id": event.call.id, "name": event.call.name, "arguments": event.call.arguments}
+                    # The step's text goes with its first call, so the stored task keeps it:
+                    # the final answer replaces what the artifact streamed.
+                    said = [Part(text=event.narration)] if event.narration.strip() else []
                     await updater.update_status(
                         TaskState.TASK_STATE_WORKING,
-                        updater.new_agent_message([data_part(call, "tool_call")]),
+                        updater.new_agent_message([*said, data_part(call, "tool_call")]),
                     )
                 elif event.kind == "tool_result":
                     result = {

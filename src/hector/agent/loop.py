@@ -41,6 +41,8 @@ class ResumedStep:
     """tool_call_id → reason, for calls that were denied (or whose approval expired)."""
     done: Mapping[str, ChatMessage] = field(default_factory=dict)
     """tool_call_id → result recorded before an interruption: the call is not run again."""
+    narrated: bool = False
+    """The step's text went out with its first call already (a step continued after a crash)."""
 
 
 @dataclass(frozen=True)
@@ -114,13 +116,15 @@ async def _run_step(
 
     *mark* records (results so far, the call about to run) before each call runs."""
     messages = [resumed.step]
+    narration = "" if resumed.narrated else resumed.step.content
     for call in resumed.step.tool_calls:
         if call.id in resumed.done:  # finished before an interruption: its events went out then
             messages.append(resumed.done[call.id])
             continue
         if mark is not None:
             await mark(messages[1:], call.id)
-        yield ToolCallEvent(call)
+        yield ToolCallEvent(call, narration)
+        narration = ""
         output, is_error = await _call_tool(tools, call, ctx, resumed.refused.get(call.id))
         yield ToolResultEvent(call, output, is_error)
         messages.append(ChatMessage("tool", output, tool_call_id=call.id, name=call.name, is_error=is_error))

@@ -69,7 +69,9 @@ class Checkpoint:
             done[call.id] = ChatMessage(
                 "tool", INTERRUPTED_RESULT, tool_call_id=call.id, name=call.name, is_error=True
             )
-        return ResumedStep(state.step, done=done)
+        # The step's first call (and the step's text with it) went out right after the
+        # checkpoint that holds the step: saying the text again would repeat it.
+        return ResumedStep(state.step, done=done, narrated=True)
 
 
 def _dump(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
