@@ -3,7 +3,8 @@
 The agent (``Streamer``) answers in three streamed chunks and records the gRPC metadata of each
 call, so tests can check what reached the server (credentials, trace context, ``agent-name``).
 The card lists the gRPC interface only, so a client that finds it must speak gRPC. ``Asker`` asks
-a question first (``input-required`` with text only) and answers the reply on the same task.
+a question first (``input-required`` with text only) and answers the reply on the same task;
+``Gate`` holds a task open until the test lets it finish.
 """
 
 from __future__ import annotations
@@ -99,6 +100,31 @@ class Asker(Recorder):
         await updater.start_work()
         answer = f"deploying {self.requests[context.task_id]} to {text}"
         await updater.complete(updater.new_agent_message([Part(text=answer)]))
+
+
+@dataclass
+class Gate(Recorder):
+    """Starts working on a task (SUBMITTED, then WORKING), then waits for ``opened`` before
+    completing it with "gate passed"; ``started`` is set once it waits."""
+
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+    opened: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        assert context.task_id and context.context_id
+        self.record(context)
+        await event_queue.enqueue_event(
+            Task(
+                id=context.task_id,
+                context_id=context.context_id,
+                status=TaskStatus(state=TaskState.TASK_STATE_SUBMITTED),
+            )
+        )
+        updater = TaskUpdater(event_queue, context.task_id, context.context_id)
+        await updater.start_work()
+        self.started.set()
+        await self.opened.wait()
+        await updater.complete(updater.new_agent_message([Part(text="gate passed")]))
 
 
 @dataclass

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import sqlalchemy as sa
 import uvicorn
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -61,6 +62,15 @@ async def running_hector(
     app = create_app(build_runtime(loaded.config, base_dir, tools))
     async with serve_app(app) as url:
         yield url
+
+
+async def until_ready(url: str, settle: float = 30.0) -> None:
+    """Wait for ``/ready`` to answer 200: a server indexes its document stores in the background."""
+    deadline = asyncio.get_running_loop().time() + settle
+    async with httpx.AsyncClient(timeout=10) as http:
+        while (response := await http.get(f"{url}/ready")).status_code != 200:
+            assert asyncio.get_running_loop().time() < deadline, f"never ready: {response.text}"
+            await asyncio.sleep(0.05)
 
 
 @contextlib.contextmanager

@@ -10,6 +10,7 @@
     ├── ToolError                   a tool failed; the message is shown to the model
     ├── VectorStoreError            a vector-store back end failed (connection, TLS, collection)
     ├── DocumentSourceError         a document store's database or API could not be read
+    ├── IndexingError               a document store cannot be searched: its first indexing failed
     ├── AgentRunError               the agent loop could not finish (e.g. max iterations)
     └── ClientError                 the CLI's A2A client could not complete a call
 
@@ -71,6 +72,13 @@ class DocumentSourceError(HectorError):
     """A document store's database or API could not be read (never names its credentials)."""
 
     default_message = "document source could not be read"
+
+
+class IndexingError(HectorError):
+    """A served document store whose first indexing failed (or was stopped): searching it would
+    find nothing, or a partial index, so it answers this instead."""
+
+    default_message = "document store not indexed"
 
 
 class AgentRunError(HectorError):

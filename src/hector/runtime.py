@@ -1,9 +1,9 @@
 """The live objects of a configuration: agents, models, stores, tool servers, documents.
 
 ``Runtime`` owns every connection pool; ``async with`` opens (and migrates) the databases, takes
-over (continues or fails) tasks that a dead server left running, connects MCP servers, indexes
-documents, and closes everything on the way out. ``hector.assembly.build_runtime`` builds one
-from a ``Config``.
+over (continues or fails) tasks that a dead server left running, connects MCP servers, starts
+indexing documents in the background, and closes everything on the way out.
+``hector.assembly.build_runtime`` builds one from a ``Config``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hector import observability
 from hector.agent import Agent, AgentLike
 from hector.config.schema import AgentConfig, Config
+from hector.errors import IndexingError
 from hector.providers import Model
 from hector.stores.db import migrate, schema_lock
 from hector.stores.leases import TaskLeases
@@ -57,7 +58,8 @@ class Runtime:
     mcp_listed: dict[str, list[str]] = field(default_factory=dict)
     """agent id → the MCP sources it lists; their tools are known only once connected."""
     library: Library | None = None
-    """The document stores, indexed on entry so agents search up-to-date folders."""
+    """The document stores, indexed in the background from entry on; searches of a store wait for
+    its first indexing (``hector.rag.readiness``)."""
     leases: list[TaskLeases] = field(default_factory=list)
     redis: Redis | None = None
     """The event relay's Redis client, if enabled."""
@@ -65,6 +67,7 @@ class Runtime:
     """With the relay: stops this replica's runs of tasks canceled on another one."""
     _sweeper: asyncio.Task[None] | None = None
     _watcher: asyncio.Task[None] | None = None
+    """Indexes the document stores, then keeps them up to date (``hector.rag.watch.keep_indexed``)."""
     watching: asyncio.Event = field(default_factory=asyncio.Event)
     """Set once the document stores' folders are watched for changes."""
     telemetry: observability.Telemetry = observability.NO_TELEMETRY
@@ -97,12 +100,7 @@ class Runtime:
         if self.mcp_sources:
             await self._start_mcp()
         if self.library is not None:
-            await self._index_documents(self.library)
-            watched = [s for s in self.library.stores.values() if s.cfg.enable_watch_changes]
-            if watched:
-                from hector.rag.watch import watch
-
-                self._watcher = asyncio.create_task(watch(watched, self.watching))
+            self._index_documents(self.library)
 
     async def _recover(self) -> None:
         for leases in self.leases:
@@ -117,11 +115,28 @@ class Runtime:
             await asyncio.sleep(interval)
             await self._recover()
 
-    async def _index_documents(self, library: Library) -> None:
-        from hector.rag.watch import log_report
+    def _index_documents(self, library: Library) -> None:
+        from hector.rag.watch import keep_indexed
 
-        for name, docs in library.stores.items():
-            log_report(name, await docs.index())
+        stores = list(library.stores.values())
+        for store in stores:
+            store.check()  # what the configuration alone says is wrong still stops start-up
+        for store in stores:
+            store.readiness.expect()
+        # In the background: indexing a large folder takes minutes, and agents that do not search
+        # (and /health) must answer meanwhile; /ready says when it is done.
+        log.info("indexing document stores %s in the background", ", ".join(library.stores))
+        self._watcher = asyncio.create_task(keep_indexed(stores, self.watching))
+
+    async def documents_indexed(self) -> None:
+        """Wait until each document store has been indexed once; IndexingError names one that
+        could not be."""
+        from hector.rag.readiness import describe
+
+        for store in self.library.stores.values() if self.library is not None else ():
+            error = await store.readiness.outcome()
+            if error is not None:
+                raise IndexingError(f"document store {store.name!r}: indexing failed: {describe(error)}")
 
     async def _start_mcp(self) -> None:
         from hector.tools.mcp import MCPTool, agent_tools, start_sources
@@ -177,4 +192,12 @@ class Runtime:
             except Exception as exc:
                 # The dialect only: a database URL may carry a password and internal host names.
                 problems.append(f"database ({engine.dialect.name}): {type(exc).__name__}")
+        stores = self.library.stores.values() if self.library is not None else ()
+        indexing = [s.name for s in stores if s.readiness.state == "indexing"]
+        if indexing:
+            problems.append(f"documents: indexing {', '.join(indexing)}")
+        # The error's type only, as for databases: its text may name internal hosts.
+        failed = [f"{s.name} ({type(s.readiness.error).__name__})" for s in stores if s.readiness.error]
+        if failed:
+            problems.append(f"documents: indexing failed for {', '.join(failed)}; see the server log")
         return problems

@@ -116,3 +116,31 @@ def test_memory_parts_are_validated(llm_server: ScriptedLLMServer) -> None:
     assert any("every caller is 'anonymous'" in w for w in parse_config(user_scope, "<test>").warnings)
     with pytest.raises(ConfigError, match="longterm"):
         parse_config(config(llm_server) | {"agents": {"pal": {"memory": {"longterm": {}}}}}, "<test>")
+
+
+def test_memory_refuses_a_vector_store_that_keeps_one_collection(llm_server: ScriptedLLMServer) -> None:
+    # Memories are kept apart by collection; a vector store whose `collection` setting puts
+    # everything in one would recall one user's memories in another user's conversation.
+    cfg = config(llm_server)
+    cfg["vector_stores"] = {"q": {"type": "qdrant", "path": ":memory:", "collection": "everything"}}
+    with pytest.raises(
+        ConfigError, match=r"agent 'pal': long-term memory cannot use vector store 'q': its collection"
+    ):
+        parse_config(cfg, "<test>")
+    del cfg["vector_stores"]["q"]["collection"]
+    assert parse_config(cfg, "<test>").config.vector_stores["q"].collection is None
+    # The embedded store has one table for all collections and no such setting to apply.
+    cfg["vector_stores"]["q"] = {"type": "embedded", "collection": "everything"}
+    parse_config(cfg, "<test>")
+
+
+async def test_a_long_message_still_in_the_window_is_not_recalled(
+    tmp_path: Path, llm_server: ScriptedLLMServer
+) -> None:
+    long = FACT + " " + "She sleeps on the sunny windowsill all afternoon. " * 90  # over 4000 chars
+    async with running_hector(config(llm_server), tmp_path) as url:
+        await ask(url, long, "l1", agent="pal")
+        await ask(url, "What is my cat called?", "l1", agent="pal")
+        # The memory holds the message cut to 4000 characters; the model sees it whole anyway.
+        assert long in [m["content"] for m in messages(llm_server.last)]
+        assert RECALL not in system_prompt(llm_server)

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.harness import running_hector
+from tests.harness import running_hector, until_ready
 from tests.llm_server import ScriptedCall, ScriptedLLMServer
 from tests.observability.collectors import CollectedSpan, GRPCCollector
 from tests.observability.test_metrics import scrape
@@ -108,6 +108,7 @@ async def test_document_indexing_and_search(
     cfg = config(llm_server, embed_server, grpc_collector, tools=["search"])
     cfg["document_stores"] = {"kb": {"path": str(tmp_path / "kb"), "embedder": "e"}}
     async with running_hector(cfg, tmp_path) as url, httpx.AsyncClient(timeout=30) as http:
+        await until_ready(url)  # the store is indexed in the background
         indexed_requests = len(embed_server.requests)
         assert await ask(url, "how do I reset my password?", "c-docs", agent="pal") == "Click reset."
         m = await scrape(http, url)

@@ -3,11 +3,13 @@
 
 Vectors are bags of hashed words (so texts sharing words are close, and a search over them
 finds what it should), normalised to unit length. Every request is recorded; failures can be
-queued to answer the next requests with an error status.
+queued to answer the next requests with an error status, or answer every request until cleared
+(``outage``); answers can be held back until the test releases them (``hold``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import re
@@ -49,6 +51,12 @@ class EmbedServer:
         self.dimension = dimension
         self.requests: list[Recorded] = []
         self.failures: list[Failure] = []
+        self.outage: Failure | None = None
+        """Answers every request while set."""
+        self.released = asyncio.Event()
+        self.released.set()
+        self.arrived = asyncio.Event()
+        """Set by each request, held or not."""
         self.url = ""
         """Set by whoever serves ``app``."""
         self.app = Starlette(
@@ -62,15 +70,26 @@ class EmbedServer:
         """Answer the next request with *status* (requests after it succeed again)."""
         self.failures.append(Failure(status, body, headers))
 
+    def hold(self) -> None:
+        """Keep the answers to requests from now on until ``release``."""
+        self.released.clear()
+        self.arrived.clear()
+
+    def release(self) -> None:
+        self.released.set()
+
     def of(self, path: str) -> list[Recorded]:
         return [r for r in self.requests if r.path == path]
 
     async def _record(self, request: Request, error_key: str) -> tuple[Recorded, JSONResponse | None]:
         recorded = Recorded(request.url.path, dict(request.headers), await request.json())
         self.requests.append(recorded)
-        if not self.failures:
+        self.arrived.set()
+        await self.released.wait()
+        if not self.failures and self.outage is None:
             return recorded, None
-        failure = self.failures.pop(0)
+        failure = self.failures.pop(0) if self.failures else self.outage
+        assert failure is not None
         echoed = f"bad credentials: {request.headers.get('authorization')}"
         body = failure.body or {error_key: echoed}
         return recorded, JSONResponse(body, status_code=failure.status, headers=failure.headers)

@@ -11,10 +11,12 @@ surviving a restart, the TLS options, and a document store searched end to end.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from hector.config import parse_config
 from hector.errors import VectorStoreError
 from hector.rag.vectors import Chunk, Hit, VectorStore
 from tests.rag.corpus import write_labelled
-from tests.tls.conftest import insecure_records
+from tests.tls.conftest import insecure_records, serve_proxy
 
 EMBEDDER = "contract-embedder/v1"
 OTHER_EMBEDDER = "contract-embedder/v2"
@@ -174,6 +176,28 @@ async def check_isolation(store: VectorStore, first: str, second: str) -> None:
     assert len(await store.chunks(first)) == 2, "a delete in one collection leaves the other alone"
 
 
+async def check_one_collection(store: VectorStore) -> None:
+    """A store whose ``collection`` setting names its one collection keeps the first Hector
+    collection asked for there; a second (another document store, another user's memories) is
+    refused on every call, before it can overwrite, delete or read the first one's chunks."""
+    chunks, vectors = sample_chunks()
+    await store.open_collection("first", EMBEDDER, DIMENSION)
+    await store.upsert("first", chunks, vectors)
+    refused = "already holds 'first', and 'second' cannot share it"
+    with pytest.raises(VectorStoreError, match=refused):
+        await store.open_collection("second", EMBEDDER, DIMENSION)
+    with pytest.raises(VectorStoreError, match=refused):
+        await store.upsert("second", [Chunk(IDS["same"], DOCUMENTS["same"], "theirs")], [QUERY])
+    with pytest.raises(VectorStoreError, match=refused):
+        await store.delete_documents("second", [DOCUMENTS["same"]])
+    with pytest.raises(VectorStoreError, match=refused):
+        await store.query("second", QUERY, 3)
+    with pytest.raises(VectorStoreError, match=refused):
+        await store.chunks("second")
+    assert by_id(await store.chunks("first")) == by_id(chunks), "the first collection is untouched"
+    assert await store.open_collection("first", EMBEDDER, DIMENSION) is False
+
+
 async def check_contract_and_restart(open_store: Callable[[], VectorStore]) -> None:
     """The contract and isolation on a store *open_store* makes; then the chunks it wrote are all
     there for the next store it makes on the same storage (a restart): the collection opens as
@@ -252,6 +276,36 @@ async def check_client_certificate(store_at: StoreAt, certs: Any, refused: str) 
     assert await mutual.open_collection("docs", EMBEDDER, DIMENSION) is True
     for store in (anonymous, mutual):
         await store.aclose()
+
+
+@contextlib.asynccontextmanager
+async def stalling_proxy(upstream: int) -> AsyncIterator[tuple[int, asyncio.Event]]:
+    """A byte proxy to the server on loopback port *upstream*, and an event: once it is set, what
+    clients send is dropped, so connections stay open and no answer ever comes (a server that
+    hangs). Yields the proxy's port and the event."""
+    stalled = asyncio.Event()
+
+    async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                if not stalled.is_set():
+                    writer.write(data)
+                    await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            server_r, server_w = await asyncio.open_connection("127.0.0.1", upstream)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(forward(reader, server_w), forward(server_r, writer))
+
+    async with serve_proxy(handle) as port:
+        yield port, stalled
 
 
 async def index_and_search_folder(

@@ -223,6 +223,18 @@ async def test_ollama_embedder_missing_model_and_no_server(embed_server: EmbedSe
     await embedder.aclose()
 
 
+@pytest.mark.parametrize("kind", ["openai", "ollama", "cohere"])
+async def test_credentials_in_the_host_url_are_never_shown(kind: str) -> None:
+    """A proxy's basic-auth user and password in ``host``: used, but kept out of every message."""
+    cfg = EmbedderConfig(type=kind, host="http://proxy-user:pw-s3cret@127.0.0.1:9/v1", max_retries=0)
+    embedder = build_embedder("e", cfg, Path("."))
+    with pytest.raises(ProviderError) as caught:
+        await embedder.embed(["hello"])
+    assert "cannot connect to http://127.0.0.1:9" in str(caught.value)
+    assert "pw-s3cret" not in str(caught.value) and "proxy-user" not in str(caught.value)
+    await embedder.aclose()
+
+
 async def test_cohere_embedder_over_v2_embed(embed_server: EmbedServer) -> None:
     # The Go original's host ends in /v1; the SDK adds the version itself.
     embedder = cohere(

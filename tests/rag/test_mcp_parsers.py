@@ -61,6 +61,7 @@ def runtime(data: dict[str, Any], base: Path) -> Runtime:
 
 async def texts(rt: Runtime, store: str = "kb") -> dict[str, str]:
     assert rt.library is not None
+    await rt.documents_indexed()  # started in the background
     return {c.document: c.text for c in await rt.library.stores[store].vectors.chunks(store)}
 
 

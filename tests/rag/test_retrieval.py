@@ -138,7 +138,10 @@ async def test_rerank_reorders_the_top_results(tmp_path: Path, llm_server: Scrip
     assert re.findall(r"\(score ([\d.]+),", results) == ["1.000", "0.950"]
 
 
-@pytest.mark.parametrize("answer", ["The second passage is best.", "[4, 1]", "[1, 'two']", "[]"])
+@pytest.mark.parametrize(
+    "answer",
+    ["The second passage is best.", "[4, 1]", "[1, 'two']", "[]", "[" * 100_000],  # the last: too deep
+)
 async def test_unusable_rerank_answer_keeps_the_search_order(
     tmp_path: Path, llm_server: ScriptedLLMServer, caplog: pytest.LogCaptureFixture, answer: str
 ) -> None:
@@ -156,6 +159,23 @@ async def test_unusable_rerank_answer_keeps_the_search_order(
     scores = re.findall(r"\(score ([\d.]+),", results)
     assert scores != ["1.000", "0.950", "0.900"], "scores stay the search's own"
     assert any("rerank: unusable answer" in r.getMessage() for r in caplog.records)
+
+
+async def test_stores_over_the_same_files_list_each_passage_once(
+    tmp_path: Path, llm_server: ScriptedLLMServer
+) -> None:
+    write_labelled(tmp_path / "kb")
+    cfg = config(llm_server, tmp_path / "kb")
+    # Same folder, another search mode: both stores find the same chunks.
+    cfg["document_stores"]["code"] = {"path": str(tmp_path / "kb"), "search": {"search_mode": "vector"}}
+    llm_server.reply(tool_calls=search_call(query="refund my money", limit=4))
+    llm_server.reply("ok")
+    async with running_hector(cfg, tmp_path) as url:
+        await ask(url, "refunds?")
+    results = tool_result(llm_server.requests[1])
+    paths = cited(results)
+    assert len(paths) == len(set(paths)) == 4, results
+    assert paths[0] == "refunds.md"
 
 
 async def test_include_context_puts_documents_in_the_prompt(

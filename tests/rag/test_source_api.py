@@ -14,7 +14,7 @@ import trustme
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from hector.config import parse_config
@@ -89,6 +89,43 @@ def _app(api: FakeAPI) -> Starlette:
         await asyncio.sleep(2)
         return JSONResponse([])
 
+    async def huge(request: Request) -> Response:  # 4 MiB of items, sent in 64 KiB pieces
+        async def body() -> AsyncIterator[bytes]:
+            item = b'{"id": 1, "title": "' + b"x" * 65_000 + b'"},'
+            yield b"["
+            for _ in range(64):
+                yield item
+            yield b'{"id": 2}]'
+
+        return StreamingResponse(body(), media_type="application/json")
+
+    async def trickle(request: Request) -> Response:  # a byte every 100 ms: no read ever times out
+        async def body() -> AsyncIterator[bytes]:
+            for _ in range(30):
+                yield b" "
+                await asyncio.sleep(0.1)
+            yield b"[]"
+
+        return StreamingResponse(body(), media_type="application/json")
+
+    async def cycle(request: Request) -> Response:  # cursors a -> b -> a -> ...: never ends
+        api.requests.append(request)
+        page = request.query_params.get("cursor", "a")
+        items = api.ordered()[:2] if page == "a" else api.ordered()[2:4]
+        return JSONResponse({"data": items, "next_cursor": "b" if page == "a" else "a"})
+
+    async def ring(request: Request) -> Response:  # Link: p=1 -> p=2 -> p=1 -> ...
+        api.requests.append(request)
+        page = int(request.query_params.get("p", "1"))
+        items = api.ordered()[(page - 1) * 2 : page * 2]
+        return JSONResponse(items, headers={"Link": f'</v1/ring?p={3 - page}>; rel="next"'})
+
+    async def echo(request: Request) -> Response:  # an error page that quotes the request URL
+        return PlainTextResponse(f"forbidden: {request.url}", status_code=403)
+
+    async def cut(request: Request) -> Response:  # the token where the quoted text is cut
+        return PlainTextResponse("." * 196 + TOKEN, status_code=401)
+
     return Starlette(
         routes=[
             Route("/v1/articles", by_page),
@@ -98,6 +135,12 @@ def _app(api: FakeAPI) -> Starlette:
             Route("/v1/elsewhere", elsewhere),
             Route("/v1/stuck", stuck),
             Route("/v1/slow", slow),
+            Route("/v1/huge", huge),
+            Route("/v1/trickle", trickle),
+            Route("/v1/cycle", cycle),
+            Route("/v1/ring", ring),
+            Route("/v1/echo", echo),
+            Route("/v1/cut", cut),
         ]
     )
 
@@ -395,3 +438,83 @@ async def test_a_server_ignoring_the_page_parameter_does_not_loop_forever(
     assert [r.id for r in records] == ["stuck/1", "stuck/2"]
     assert len(api.requests) == 2
     assert "endpoint /stuck returned the same page twice; stopping there" in caplog.text
+
+
+async def test_a_huge_or_trickling_answer_fails_the_read_and_keeps_the_index(
+    api: FakeAPI, engine: AsyncEngine, local: Embedder
+) -> None:
+    store = api_store(api, engine, local)
+    assert (await store.index()).added == 5
+    await store.aclose()
+
+    async def index(path: str, **api_settings: Any) -> str:
+        cfg = api_config(api, path=path, pagination={})
+        assert cfg.api is not None
+        cfg = cfg.model_copy(update={"api": cfg.api.model_copy(update=api_settings)})
+        again = DocumentStore("kb", cfg, Path("."), local, EmbeddedVectorStore(engine), engine)
+        try:
+            with pytest.raises(DocumentSourceError) as failure:
+                await asyncio.wait_for(again.index(), 20)
+        finally:
+            await again.aclose()
+        return str(failure.value)
+
+    # The body is read up to max_response_size (after decompression), not into memory whole.
+    message = await index("/huge", max_response_size=1024 * 1024)
+    assert message == (
+        "document store 'kb': endpoint GET /huge: the answer is larger than 1048576 bytes "
+        "(api.max_response_size)"
+    )
+    # api.timeout bounds the whole answer, not each read of it.
+    message = await index("/trickle")
+    assert message == "document store 'kb': endpoint GET /trickle: no answer within 0.5s (api.timeout)"
+    assert await documents(store) == ALL, "a source that cannot be read removes nothing"
+
+
+def test_max_response_size_is_a_size() -> None:
+    store = {"source": "api", "api": {"base_url": "http://x", "endpoints": [{"path": "/a"}]}}
+    store["api"]["max_response_size"] = "2MiB"  # type: ignore[index]
+    cfg = parse_config({"document_stores": {"kb": store}}, "<test>").config.document_stores["kb"]
+    assert cfg.api is not None and cfg.api.max_response_size == 2 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("path", "pagination", "step"),
+    [("/cycle", {"type": "cursor", "data_field": "data"}, "cursor"), ("/ring", {"type": "link"}, "link")],
+)
+async def test_a_cursor_or_link_seen_before_ends_the_listing(
+    api: FakeAPI, engine: AsyncEngine, caplog: pytest.LogCaptureFixture, path: str, pagination: Any, step: str
+) -> None:
+    store = api_store(api, engine, None, path=path, pagination=pagination)
+    assert store.source is not None
+    try:
+        records = await asyncio.wait_for(store.source.records(), 10)
+    finally:
+        await store.aclose()
+    assert sorted(r.id for r in records) == [f"{path.strip('/')}/{k}" for k in (1, 2, 3, 4)]
+    # The first page again (its cursor or link was not known), then the second one's comes back.
+    assert len(api.requests) == 3
+    assert f"endpoint {path}: a next-page {step} was already followed; stopping there" in caplog.text
+
+
+async def test_keys_in_the_query_and_params_stay_out_of_messages(api: FakeAPI, engine: AsyncEngine) -> None:
+    store = api_store(
+        api, engine, None, path="/echo?api_key=qk-5571d0e2", params={"sig": "pk-0b7f39aa"}, pagination={}
+    )
+    assert store.source is not None
+    try:
+        with pytest.raises(DocumentSourceError) as failure:
+            await store.source.records()
+    finally:
+        await store.aclose()
+    message = str(failure.value)
+    assert message.startswith("document store 'kb': endpoint GET /echo answered HTTP 403: forbidden: http")
+    assert "qk-5571d0e2" not in message and "pk-0b7f39aa" not in message
+    store = api_store(api, engine, None, path="/cut", pagination={})
+    assert store.source is not None
+    try:
+        with pytest.raises(DocumentSourceError) as failure:
+            await store.source.records()
+    finally:
+        await store.aclose()
+    assert "." * 196 + "***" in str(failure.value) and TOKEN[:4] not in str(failure.value)

@@ -23,7 +23,7 @@ from hector.errors import ConfigError, DocumentSourceError
 from hector.rag.documents import DocumentStore
 from hector.rag.embedders import Embedder
 from hector.rag.retrieval import cite
-from hector.rag.sources_sql import SQLSource
+from hector.rag.sources_sql import SQLSource, connect_args
 from hector.rag.vectors import EmbeddedVectorStore
 from tests.harness import fresh_postgres_database
 from tests.rag.test_indexing import Counting
@@ -244,6 +244,7 @@ async def test_hector_index_and_refreshing_while_serving(
     async with build_runtime(config, tmp_path) as runtime:
         assert runtime.library is not None
         store = runtime.library.stores["kb"]
+        await runtime.documents_indexed()  # started in the background: the change below is a refresh's
         assert await documents(store) == {f"articles/{i}" for i in range(1, 5)}  # the CLI's index, reused
         await db.run(
             "INSERT INTO articles (id, title, body) VALUES (9, 'Sourdough', 'Feed the starter daily.')"
@@ -255,3 +256,44 @@ async def test_hector_index_and_refreshing_while_serving(
             await asyncio.sleep(0.1)
     await admin.dispose()
     assert "document store kb refreshed: 1 added, 0 updated, 1 removed" in caplog.text
+
+
+async def test_a_password_in_the_url_query_never_reaches_a_message(
+    tmp_path: Path, engine: AsyncEngine, local: Embedder
+) -> None:
+    secret = "hunter3-in-query"  # libpq URLs may carry it as ?password=
+    store = sql_store(
+        f"postgresql://root@127.0.0.1:5432/hector_no_such_db?password={secret}&sslmode=disable",
+        tmp_path,
+        engine,
+        local,
+    )
+    with pytest.raises(DocumentSourceError) as failure:
+        await store.index()
+    await store.aclose()
+    message = str(failure.value)
+    assert "reading table articles from postgresql+asyncpg://root@127.0.0.1:5432/hector_no_such_db" in message
+    assert secret not in message
+
+
+def test_names_ending_in_a_newline_are_not_plain_names() -> None:
+    tables = [{"table": "articles\n", "id_column": "id\n", "columns": ["title"]}]
+    store = {"source": "sql", "sql": {"conn": "sqlite:///x.db"}, "sql_tables": tables}
+    with pytest.raises(ConfigError) as failure:
+        parse_config({"document_stores": {"kb": store}}, "<test>")
+    assert "table 'articles\\n' is not a plain name" in str(failure.value)
+    assert "column 'id\\n' is not a plain name" in str(failure.value)
+
+
+def test_each_driver_gets_its_own_connect_timeout_and_a_read_only_session() -> None:
+    # aiomysql (not installed here) takes connect_timeout, not timeout: asyncpg's and aiosqlite's
+    # name would make every MySQL read fail; and the session must be read-only like the others.
+    assert connect_args("mysql", 7.0) == {
+        "connect_timeout": 7.0,
+        "init_command": "SET SESSION TRANSACTION READ ONLY",
+    }
+    assert connect_args("postgresql", 7.0) == {
+        "timeout": 7.0,
+        "server_settings": {"default_transaction_read_only": "on"},
+    }
+    assert connect_args("sqlite", 7.0) == {"timeout": 7.0}

@@ -19,6 +19,7 @@ from chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2 import ONNXMiniLM_L6_
 
 from hector.config.schema import VectorStoreConfig
 from hector.errors import VectorStoreError
+from hector.rag.backends import chroma
 from hector.rag.backends.chroma import ChromaVectorStore, chroma_name, create
 from hector.rag.vectors import Chunk
 from tests.rag.store_contract import (
@@ -27,8 +28,10 @@ from tests.rag.store_contract import (
     check_contract,
     check_contract_and_restart,
     check_isolation,
+    check_one_collection,
     check_tls_cases,
     index_and_search_folder,
+    stalling_proxy,
 )
 from tests.tls import conftest as tls_fixtures
 from tests.tls.conftest import free_port, serve_proxy, splice, tls_proxy
@@ -120,6 +123,12 @@ async def test_collection_names_chroma_rejects_are_mapped(chroma_port: int) -> N
     await store.aclose()
 
 
+async def test_the_collection_setting_keeps_one_collection(chroma_port: int) -> None:
+    store = server(chroma_port, collection="only-one")
+    await check_one_collection(store)
+    await store.aclose()
+
+
 async def test_collection_setting_puts_every_store_in_one(chroma_port: int) -> None:
     store = server(chroma_port, collection="shared-one")
     await store.open_collection("anything", EMBEDDER, 4)
@@ -154,6 +163,20 @@ async def test_api_key_is_sent_as_chroma_token_and_never_shown(chroma_port: int)
         "vector store 'kbvec' (chroma): cannot reach http://127.0.0.1:1: ConnectError" in failed.value.message
     )
     assert API_KEY not in failed.value.message
+
+
+async def test_a_server_that_stops_answering_fails_the_call(
+    chroma_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests have a deadline: chromadb's own client would wait forever."""
+    monkeypatch.setattr(chroma, "TIMEOUT", 1.0)
+    async with stalling_proxy(chroma_port) as (port, stalled):
+        store = server(port)
+        await store.open_collection("stalled", EMBEDDER, 4)
+        stalled.set()
+        with pytest.raises(VectorStoreError, match=r"cannot reach http://127\.0\.0\.1:\d+: ReadTimeout"):
+            await store.query("stalled", [1.0, 0.0, 0.0, 0.0], 3)
+        await store.aclose()
 
 
 async def test_tls_options(chroma_port: int, certs: Any, caplog: pytest.LogCaptureFixture) -> None:

@@ -21,7 +21,7 @@ from pymilvus import MilvusClient
 from hector.config import parse_config
 from hector.config.schema import VectorStoreConfig
 from hector.errors import ConfigError, VectorStoreError
-from hector.rag.backends import build_vector_store
+from hector.rag.backends import build_vector_store, milvus
 from hector.rag.backends.milvus import MilvusVectorStore, create, milvus_name
 from hector.rag.vectors import Chunk
 from tests.rag.milvus_server import MilvusServer, milvus_server
@@ -31,9 +31,11 @@ from tests.rag.store_contract import (
     check_client_certificate,
     check_contract,
     check_contract_and_restart,
+    check_one_collection,
     check_tls_cases,
     index_and_search_folder,
     sample_chunks,
+    stalling_proxy,
 )
 from tests.tls import conftest as tls_fixtures
 from tests.tls.conftest import tls_proxy
@@ -214,6 +216,47 @@ async def test_client_certificate(server: MilvusServer, certs: Any) -> None:
         await check_client_certificate(lambda **tls: remote(port, enable_tls=True, **tls), certs, refused)
 
 
+async def test_each_store_connects_with_its_own_tls_options(server: MilvusServer, certs: Any) -> None:
+    """Two stores of one address and token: the one without a client certificate does not ride
+    on the connection of the one with it."""
+    async with tls_proxy(certs.good, ("127.0.0.1", server.port), client_ca=certs.ca) as port:
+        pair = {"client_certificate": certs.client_cert, "client_key": certs.client_key}
+        mutual = remote(port, enable_tls=True, ca_certificate=certs.ca, **pair)
+        assert await mutual.open_collection("docs", EMBEDDER, 4) is True
+        anonymous = remote(port, enable_tls=True, ca_certificate=certs.ca)
+        with pytest.raises(VectorStoreError, match="the server may require a client certificate"):
+            await anonymous.chunks("docs")
+        for store in (mutual, anonymous):
+            await store.aclose()
+
+
+async def test_ca_certificate_adds_to_the_system_roots(
+    server: MilvusServer, certs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ca_certificate names another CA (a company's, say, set at the top level); the server's
+    certificate comes from a CA of the system store: gRPC trusts it too."""
+    monkeypatch.setenv("SSL_CERT_FILE", certs.ca)  # the system store, as far as this test goes
+    async with tls_proxy(certs.good, ("127.0.0.1", server.port)) as port:
+        store = remote(port, enable_tls=True, ca_certificate=certs.self_signed_cert)
+        assert await store.open_collection("docs", EMBEDDER, 4) is True
+        await store.aclose()
+
+
+async def test_a_server_that_stops_answering_fails_the_call(
+    server: MilvusServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Calls have a deadline, retries included: without one, a call to a server that stopped
+    answering would wait forever (and pymilvus retries an unavailable one for over an hour)."""
+    monkeypatch.setattr(milvus, "TIMEOUT", 1.0)
+    async with stalling_proxy(server.port) as (port, stalled):
+        store = remote(port)
+        await store.open_collection("docs", EMBEDDER, 4)
+        stalled.set()
+        with pytest.raises(VectorStoreError, match="failed: gRPC DEADLINE_EXCEEDED: Deadline Exceeded"):
+            await store.query("docs", [1.0, 0.0, 0.0, 0.0], 3)
+        await store.aclose()
+
+
 async def test_top_level_ca_reaches_the_store(server: MilvusServer, certs: Any, tmp_path: Path) -> None:
     async with tls_proxy(certs.good, ("127.0.0.1", server.port)) as port:
         raw = {
@@ -224,6 +267,12 @@ async def test_top_level_ca_reaches_the_store(server: MilvusServer, certs: Any, 
         store = build_vector_store("m", config.vector_stores["m"], tmp_path, None, config)  # type: ignore[arg-type]
         assert await store.open_collection("docs", EMBEDDER, 4) is True
         await store.aclose()
+
+
+async def test_the_collection_setting_keeps_one_collection(server: MilvusServer) -> None:
+    store = remote(server.port, collection="only_one")
+    await check_one_collection(store)
+    await store.aclose()
 
 
 async def test_collection_setting_shares_one_collection(server: MilvusServer) -> None:

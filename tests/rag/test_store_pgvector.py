@@ -27,6 +27,7 @@ from tests.rag.store_contract import (
     StoreAt,
     check_contract,
     check_isolation,
+    check_one_collection,
     check_tls_cases,
     index_and_search_folder,
     sample_chunks,
@@ -190,6 +191,12 @@ def test_configuration(tmp_path: Path) -> None:
         store_for(url="mysql://u@h/db")
     with pytest.raises(ConfigError, match="host takes a name, not a URL"):
         store_for(host="postgresql://h")
+
+
+async def test_the_collection_setting_keeps_one_collection(pglite: int) -> None:
+    store = store_for(url=url(pglite), collection="only_one")
+    await check_one_collection(store)
+    await store.aclose()
 
 
 async def test_collection_setting_shares_one_table(pglite: int) -> None:

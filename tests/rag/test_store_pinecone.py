@@ -27,6 +27,7 @@ from tests.rag.store_contract import (
     StoreAt,
     check_contract,
     check_isolation,
+    check_one_collection,
     check_tls_cases,
     index_and_search_folder,
     sample_chunks,
@@ -103,6 +104,13 @@ async def test_vectors_as_pinecone_stores_them() -> None:
         "ids": sorted([vector_id(chunks[0]), vector_id(chunks[1])]),
     }
     assert set(space) == {MARKER_ID, vector_id(chunks[2]), vector_id(chunks[3])}
+
+
+async def test_the_collection_setting_keeps_one_collection() -> None:
+    async with pinecone_server(API_KEY, 4) as (_, url):
+        store = store_for(url=url, collection="only-one")
+        await check_one_collection(store)
+        await store.aclose()
 
 
 async def test_collection_setting_shares_one_namespace() -> None:
@@ -196,6 +204,16 @@ async def test_index_by_name_and_insecure_over_a_ca_file(certs: Any, monkeypatch
         await insecure.upsert("docs", chunks, vectors)
         assert (await insecure.query("docs", QUERY, 1))[0].chunk == chunks[0]
         await insecure.aclose()
+
+
+async def test_ca_certificate_adds_to_the_system_roots(certs: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ca_certificate names another CA (a company's, say, set at the top level); the index's
+    certificate comes from a CA of the system store: it is trusted, as by every client of Hector."""
+    monkeypatch.setenv("SSL_CERT_FILE", certs.ca)  # the system store, as far as this test goes
+    async with pinecone_server(API_KEY, 4, certs.good) as (_, url):
+        store = store_for(url=url, ca_certificate=certs.self_signed_cert)
+        assert await store.open_collection("docs", EMBEDDER, 4) is False
+        await store.aclose()
 
 
 async def test_document_store_on_pinecone_finds_the_right_file(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import ssl
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,16 +30,18 @@ from hector.config import parse_config
 from hector.config.schema import VectorStoreConfig
 from hector.errors import VectorStoreError
 from hector.rag.backends import build_vector_store
-from hector.rag.backends.qdrant import QdrantVectorStore, create, point_id
+from hector.rag.backends.qdrant import QdrantVectorStore, create, point_id, qdrant_name
 from hector.rag.vectors import Chunk
 from tests.harness import serve_app
 from tests.rag.store_contract import (
     EMBEDDER,
+    QUERY,
     StoreAt,
     check_client_certificate,
     check_contract,
     check_contract_and_restart,
     check_isolation,
+    check_one_collection,
     check_tls_cases,
     index_and_search_folder,
     sample_chunks,
@@ -254,6 +257,14 @@ async def test_unreachable_server_names_the_store_and_hides_the_key() -> None:
         await grpc_port.chunks("docs")
     await store.aclose()
     await grpc_port.aclose()
+    with_password = create(
+        "kbvec", VectorStoreConfig(type="qdrant", url="http://u:pw-42@127.0.0.1:1"), Path(".")
+    )
+    with pytest.raises(VectorStoreError) as failed:
+        await with_password.chunks("docs")
+    assert failed.value.message.startswith("vector store 'kbvec' (qdrant): cannot reach http://127.0.0.1:1")
+    assert "pw-42" not in failed.value.message
+    await with_password.aclose()
 
 
 async def test_server_errors_and_foreign_collections() -> None:
@@ -270,6 +281,49 @@ async def test_server_errors_and_foreign_collections() -> None:
             await store.open_collection("theirs", EMBEDDER, 4)
         assert (await fake.engine.count("theirs")).count == 1
         await store.aclose()
+
+
+async def test_collection_names_qdrant_refuses_are_mapped(tmp_path: Path) -> None:
+    assert qdrant_name("docs") == "docs" and qdrant_name("kb_v2.1") == "kb_v2.1"
+    assert qdrant_name("my docs/v2").startswith("hector-my-docs-v2-")
+    assert qdrant_name("my docs/v2") != qdrant_name("my docs?v2") and qdrant_name("..").startswith("hector-")
+    local = create("v", VectorStoreConfig(type="qdrant", path="local"), tmp_path)
+    await check_isolation(local, "team/handbook", "team?handbook")
+    await local.aclose()
+    async with fake_qdrant() as (fake, port):
+        store = remote(port)
+        await check_isolation(store, "team/handbook", "team#handbook")
+        await store.aclose()
+    assert all(seen.path.startswith("/collections/hector-team-handbook-") for seen in fake.seen)
+
+
+async def test_the_local_engine_works_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """qdrant-client's local engine searches (every point, in NumPy) and writes inside its
+    coroutines: they run on a worker thread, so the event loop serves other requests meanwhile."""
+    store = create("v", VectorStoreConfig(type="qdrant", path="local"), tmp_path)
+    assert isinstance(store, QdrantVectorStore)
+    threads: list[threading.Thread] = []
+    real = store.client.query_points
+
+    async def spy(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread())
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(store.client, "query_points", spy)
+    await store.open_collection("docs", EMBEDDER, 4)
+    chunks, vectors = sample_chunks()
+    await store.upsert("docs", chunks, vectors)
+    assert (await store.query("docs", QUERY, 1))[0].chunk == chunks[0]
+    assert threads and threads[0] is not threading.current_thread()
+    await store.aclose()
+
+
+async def test_the_collection_setting_keeps_one_collection(tmp_path: Path) -> None:
+    store = create("v", VectorStoreConfig(type="qdrant", path=":memory:", collection="shared"), tmp_path)
+    await check_one_collection(store)
+    await store.aclose()
 
 
 async def test_collection_setting_and_dispatch(tmp_path: Path) -> None:

@@ -24,8 +24,10 @@ from tests.rag.store_contract import (
     StoreAt,
     check_contract,
     check_isolation,
+    check_one_collection,
     check_tls_cases,
     index_and_search_folder,
+    many_chunks,
     sample_chunks,
 )
 from tests.rag.weaviate_server import WeaviateServer, weaviate_server
@@ -86,6 +88,30 @@ async def test_schema_and_objects_as_weaviate_stores_them() -> None:
     assert stored.properties["chunk_id"] == chunks[1].id
     assert json.loads(stored.properties["meta"]) == chunks[1].meta
     assert next(r for r in server.state.requests if r[0] == "rest")[1] == "GET /v1/meta"
+
+
+async def test_deleting_a_document_larger_than_one_batch_delete() -> None:
+    """Weaviate deletes at most QUERY_MAXIMUM_RESULTS objects a request: every chunk goes anyway."""
+    async with weaviate_server() as server:
+        server.state.max_results = 3
+        store = store_for(server)
+        await store.open_collection("docs", EMBEDDER, 4)
+        chunks, vectors = many_chunks(7, "big.md")
+        await store.upsert("docs", chunks, vectors)
+        await store.upsert("docs", *sample_chunks())
+        await store.delete_documents("docs", ["big.md", "other.md"])
+        assert {c.document for c in await store.chunks("docs")} == {
+            "guides/setup.md",
+            "notes/Überblick ünïcode.txt",
+        }
+        await store.aclose()
+
+
+async def test_the_collection_setting_keeps_one_collection() -> None:
+    async with weaviate_server() as server:
+        store = store_for(server, collection="only_one")
+        await check_one_collection(store)
+        await store.aclose()
 
 
 async def test_collection_setting_shares_one_collection() -> None:
@@ -174,6 +200,22 @@ async def test_tls_grpc_checks_its_own_certificate(certs: Any) -> None:
         )
         assert f"TLS connection to the gRPC port {grpc_port} failed" in message
         assert "Hostname Verification" in message and "ca_certificate" in message
+        await store.aclose()
+
+
+async def test_tls_ca_certificate_adds_to_the_system_roots(
+    certs: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ca_certificate names another CA (a company's, say, set at the top level for every
+    component); the server's certificate comes from a CA of the system store: both protocols
+    trust it, as every other client of Hector does."""
+    monkeypatch.setenv("SSL_CERT_FILE", certs.ca)  # the system store, as far as this test goes
+    async with weaviate_server() as plain, behind_tls(plain, certs.good) as server:
+        store = store_for(server, enable_tls=True, ca_certificate=certs.self_signed_cert)
+        assert await store.open_collection("docs", EMBEDDER, 4) is False
+        chunks, vectors = sample_chunks()
+        await store.upsert("docs", chunks, vectors)
+        assert len(await store.chunks("docs")) == 4
         await store.aclose()
 
 

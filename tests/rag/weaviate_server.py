@@ -52,6 +52,8 @@ class WeaviateState:
     objects: dict[str, dict[str, Stored]] = field(default_factory=dict)
     requests: list[tuple[str, str, str | None]] = field(default_factory=list)
     """(protocol, method and path, authorization header) of every request."""
+    max_results: int = 10_000
+    """QUERY_MAXIMUM_RESULTS: the most objects one batch delete removes."""
 
     def authorized(self, header: str | None) -> bool:
         return self.api_key is None or header == f"Bearer {self.api_key}"
@@ -202,6 +204,7 @@ class GrpcService:
         self._check(context, "BatchDelete")
         cls, objects = self._collection(request.collection)
         gone = [key for key, obj in objects.items() if self._matches(cls, request.filters, obj)]
+        gone = gone[: self.state.max_results]
         if not request.dry_run:
             for key in gone:
                 del objects[key]

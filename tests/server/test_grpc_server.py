@@ -158,7 +158,7 @@ async def test_sdk_client_over_grpc_and_task_ownership(tmp_path: Path, streaming
 
 async def test_routing_and_access_rules(tmp_path: Path) -> None:
     port = free_port()
-    async with running_hector(up_config(port), tmp_path) as url, stub(port) as a2a:
+    async with running_hector(up_config(port, max_body_size=65536), tmp_path) as url, stub(port) as a2a:
 
         async def code(request: SendMessageRequest, metadata: tuple[tuple[str, str], ...] = ()) -> Any:
             try:
@@ -185,6 +185,9 @@ async def test_routing_and_access_rules(tmp_path: Path) -> None:
         assert (status, details) == (grpc.StatusCode.UNAUTHENTICATED, "unauthorized: Invalid token")
         status, _ = await code(send("hi", tenant="echo"), (("authorization", UP_KEY),))
         assert status == grpc.StatusCode.UNAUTHENTICATED
+        # A request over max_body_size is refused before anything reads it.
+        status, details = await code(send("x" * 70000, tenant="echo"), bearer(UP_KEY))
+        assert status == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in details
         calls = await grpc_calls(url)
     assert calls[("SendMessage", "echo", "OK")] == 2
     # Refused before an agent was chosen: the internal agent and both bad credentials.
@@ -208,8 +211,15 @@ async def test_require_auth_and_rate_limits(tmp_path: Path) -> None:
             await a2a.SendMessage(send("three", tenant="echo"), metadata=bearer(UP_KEY))
         assert limited.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert ("retry-after", "1") in list(limited.value.trailing_metadata() or ())
-        # Per user: another key has a bucket of its own.
+        # Per user: another key has a bucket of its own. Calls for agents that are not there
+        # count as well (guessing names is throttled).
         await a2a.SendMessage(send("four", tenant="echo"), metadata=bearer(OTHER_KEY))
+        with pytest.raises(grpc.aio.AioRpcError) as unknown:
+            await a2a.SendMessage(send("five", tenant="nobody"), metadata=bearer(OTHER_KEY))
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.aio.AioRpcError) as limited:
+            await a2a.SendMessage(send("six", tenant="echo"), metadata=bearer(OTHER_KEY))
+        assert limited.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 async def test_hector_to_hector_over_grpc_streams(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +14,15 @@ from a2a.types.a2a_pb2 import AgentCapabilities, AgentCard, AgentInterface, Stre
 from opentelemetry.sdk.trace import TracerProvider
 from starlette.applications import Starlette
 
+import hector.agent.remote_grpc as remote_grpc
 from hector.agent.remote import RemoteAgent
 from hector.config.schema import AgentConfig
+from hector.errors import AgentRunError
 from hector.tls import TLSOptions
-from tests.a2a_grpc_server import grpc_agent
+from tests.a2a_grpc_server import Gate, grpc_agent
 from tests.harness import running_hector, serve_app
 from tests.server.test_a2a import client_for, final_text, request
-from tests.tls.conftest import free_port
+from tests.tls.conftest import free_port, serve_proxy
 
 TOKEN = "grpc-token-0123456789"
 
@@ -99,3 +102,48 @@ async def test_unreachable_grpc_server_is_a_clear_failure(tmp_path: Path) -> Non
         state, text, _ = final_text(await ask_streaming(url, "anyone there?"))
     assert state == TaskState.TASK_STATE_FAILED
     assert "external agent 'proxy'" in text and "gRPC UNAVAILABLE" in text, text
+
+
+async def test_a_grpc_server_that_vanishes_mid_call_fails_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connection goes silent with the call open (a host powered off, a network cut: no reset
+    ever comes). Keepalive pings notice; without them the call would wait forever. Pinged here
+    within a second instead of minutes."""
+    quick = {
+        "grpc.keepalive_time_ms": 1000,
+        "grpc.keepalive_timeout_ms": 300,
+        "grpc.http2.ping_timeout_ms": 300,
+    }
+    options = [(k, quick.get(k, v)) for k, v in remote_grpc._CHANNEL_OPTIONS]
+    monkeypatch.setattr(remote_grpc, "_CHANNEL_OPTIONS", options)
+    gate, vanished = Gate(), asyncio.Event()
+
+    async def until_vanished(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            if not vanished.is_set():  # afterwards: swallowed, the connection left open
+                writer.write(data)
+                await writer.drain()
+
+    async def link(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        host, port = upstream.grpc_target.split(":")
+        up_reader, up_writer = await asyncio.open_connection(host, int(port))
+        try:
+            await asyncio.gather(until_vanished(reader, up_writer), until_vanished(up_reader, writer))
+        finally:
+            up_writer.close()
+
+    async with grpc_agent(executor=gate) as upstream, serve_proxy(link) as port:
+        card = AgentCard(name="far", description="Far away", version="1", capabilities=AgentCapabilities())
+        card.supported_interfaces.append(AgentInterface(url=f"127.0.0.1:{port}", protocol_binding="GRPC"))
+        async with serve_app(Starlette(routes=create_agent_card_routes(card))) as card_url:
+            remote = RemoteAgent(
+                "proxy", AgentConfig(type="a2a", url=card_url), TLSOptions(), "A2A agent proxy"
+            )
+            call = asyncio.create_task(remote.run("hello", context_id="c"))
+            await gate.started.wait()
+            vanished.set()
+            try:
+                async with asyncio.timeout(30):  # only reached without keepalive: the call hangs
+                    with pytest.raises(AgentRunError, match="stopped answering"):
+                        await call
+            finally:
+                gate.opened.set()

@@ -110,8 +110,8 @@ class Agent:
         query = next((m.content for m in reversed(history) if m.role == "user"), "")
         extras = []
         if self.long_term is not None and self.long_term.cfg.enable_auto_recall:
-            seen = {m.content for m in visible}  # what the model sees anyway is not recalled
-            extras.append(await self.long_term.recall_text(context_id, user, query, seen))
+            # What the model sees anyway is not recalled.
+            extras.append(await self.long_term.recall_text(context_id, user, query, visible))
         if self.context is not None:
             extras.append(await self.context.block(query))
         return extras

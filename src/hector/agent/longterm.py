@@ -18,7 +18,7 @@ import datetime as dt
 import hashlib
 import logging
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,10 +44,12 @@ class _Pending:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
-def _role_text(message: ChatMessage) -> str:
+def memory_text(message: ChatMessage) -> str:
+    """What is kept of *message*: the text a memory of it holds."""
+    text = message.content
     if message.role == "tool":
-        return f"tool {message.name or ''} returned: {message.content}".strip()
-    return message.content
+        text = f"tool {message.name or ''} returned: {text}".strip()
+    return text[:MAX_MEMORY_CHARS]
 
 
 class LongTermMemory:
@@ -82,7 +84,7 @@ class LongTermMemory:
 
     async def remember(self, context_id: str, user: str, messages: Sequence[ChatMessage]) -> None:
         """Queue the messages worth keeping; they are written ``batch_size`` at a time."""
-        await self._add(context_id, user, [(m.role, _role_text(m)) for m in messages if self._keeps(m)])
+        await self._add(context_id, user, [(m.role, memory_text(m)) for m in messages if self._keeps(m)])
 
     async def remember_summary(self, context_id: str, user: str, summary: str) -> None:
         if self.cfg.storage_scope == "summaries_only" and summary.strip():
@@ -131,12 +133,15 @@ class LongTermMemory:
                     await self._write(collection, pending)
 
     async def recall(
-        self, context_id: str, user: str, query: str, exclude: Collection[str] = ()
+        self, context_id: str, user: str, query: str, visible: Sequence[ChatMessage] = ()
     ) -> list[Chunk]:
-        """The ``recall_limit`` memories nearest *query*, leaving out texts in *exclude* (what
-        the model sees anyway). Memories still waiting for their batch are not searched."""
+        """The ``recall_limit`` memories nearest *query*, leaving out those of the *visible*
+        messages (the model sees them anyway). Memories still waiting for their batch are not
+        searched."""
         if not query.strip():
             return []
+        # Compared as stored: a tool result is kept as "tool X returned: ...", a long text cut.
+        exclude = {memory_text(m) for m in visible}
         collection = self.collection(context_id, user)
         limit = self.cfg.recall_limit
         with telemetry.memory_lookup(self.agent_id, self.cfg.recall_scope, limit) as lookup:
@@ -148,10 +153,12 @@ class LongTermMemory:
             lookup.note("memory.hits", len(recalled))
         return recalled
 
-    async def recall_text(self, context_id: str, user: str, query: str, exclude: Collection[str] = ()) -> str:
+    async def recall_text(
+        self, context_id: str, user: str, query: str, visible: Sequence[ChatMessage] = ()
+    ) -> str:
         """``recall`` as a section of the system prompt; empty when nothing (or on failure)."""
         try:
-            return recall_block(await self.recall(context_id, user, query, exclude))
+            return recall_block(await self.recall(context_id, user, query, visible))
         except Exception as exc:  # the agent answers without memories rather than not at all
             log.warning("long-term memory of agent %s: recall failed: %s", self.agent_id, exc)
             return ""

@@ -36,8 +36,19 @@ log = logging.getLogger("hector.agent.remote")
 _TLS_SCHEMES = {"grpcs", "https"}
 _PLAIN_SCHEMES = {"grpc", "http"}
 _PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z ]+)-----.+?-----END \1-----\s*", re.S)
-# Large answers and long streams: gRPC's 4 MiB default receive limit is too small for some tasks.
-_CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+_CHANNEL_OPTIONS = [
+    # Large answers and long streams: gRPC's 4 MiB default receive limit is too small for some tasks.
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    # A call has no deadline (a task may run for hours), so a server that vanished mid-call
+    # (host down, network cut: no reset ever arrives) is noticed by keepalive pings instead: one
+    # unanswered for 20 s fails the call (current grpcio times the ack with ping_timeout_ms, older
+    # releases with keepalive_timeout_ms). Every 6 minutes, as gRPC servers by default refuse
+    # pings more often than every 5 minutes; and on for as long as a quiet stream lasts.
+    ("grpc.keepalive_time_ms", 6 * 60 * 1000),
+    ("grpc.keepalive_timeout_ms", 20 * 1000),
+    ("grpc.http2.ping_timeout_ms", 20 * 1000),
+    ("grpc.http2.max_pings_without_data", 0),
+]
 
 _warned: set[str] = set()
 
@@ -190,6 +201,8 @@ def describe_grpc_error(exc: grpc.aio.AioRpcError, channels: ChannelFactory | No
                 "the gRPC server closed the plaintext connection: it may expect TLS (give the "
                 "agent an https URL or a ca_certificate, or have the card list a grpcs:// address)"
             )
+    if "ping timeout" in lowered or "keepalive watchdog timeout" in lowered:
+        return "the gRPC server stopped answering (keepalive pings went unanswered): the connection was lost"
     if code == grpc.StatusCode.UNAUTHENTICATED:
         return f"gRPC UNAUTHENTICATED (check credentials): {details}"
     return f"gRPC {code.name}: {details}"

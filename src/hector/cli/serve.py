@@ -40,7 +40,7 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def announce(loaded: LoadedConfig, console: Console, url: str) -> None:
+def announce(loaded: LoadedConfig, console: Console, url: str, grpc_url: str | None = None) -> None:
     cfg = loaded.config
     # The runtime has logged these already, once per component, as it does outside `serve`.
     logged = {insecure_warning(found.component) for found in outbound(cfg)}
@@ -58,10 +58,8 @@ def announce(loaded: LoadedConfig, console: Console, url: str) -> None:
     agents = ", ".join(cfg.agents) or "assistant"
     console.print(f"Hector serving agents [bold]{agents}[/bold] at {url}", markup=True)
     console.print(f"  web UI: {url}/   discovery: {url}/agents   health: {url}/health", markup=False)
-    if cfg.server.grpc.enabled:
-        grpc = cfg.server.grpc
-        scheme = "grpcs" if cfg.server.tls and cfg.server.tls.enabled else "grpc"
-        console.print(f"  A2A over gRPC: {scheme}://{grpc.host or cfg.server.host}:{grpc.port}", markup=False)
+    if grpc_url is not None:
+        console.print(f"  A2A over gRPC: {grpc_url}", markup=False)
 
 
 def serve(
@@ -81,8 +79,9 @@ def serve(
         )
 
     configure_logging(loaded)
-    # The runtime (databases, MCP servers, document indexing) starts before uvicorn, so a
-    # failure there is one clear error line from the CLI, not a traceback from the ASGI lifespan.
+    # The runtime (databases, MCP servers) starts before uvicorn, so a failure there is one clear
+    # error line from the CLI, not a traceback from the ASGI lifespan. Documents are indexed in
+    # the background: /ready answers 503 until they are.
     owner: contextlib.AbstractAsyncContextManager[object]
     app: ASGIApp
     gateway: Callable[[], GrpcGateway]
@@ -96,11 +95,16 @@ def serve(
         starlette = create_app(runtime, own_runtime=False)
         app, owner = starlette, runtime
         gateway = lambda: starlette.state.grpc  # noqa: E731
-    grpc = GrpcListener(cfg.server, gateway) if cfg.server.grpc.enabled else None
     bind_host = host or cfg.server.host
     bind_port = port or cfg.server.port
+    # --host moves the gRPC listener too (unless server.grpc.host puts it elsewhere): a container
+    # started with --host 0.0.0.0 must not keep gRPC on its loopback, nor --host 127.0.0.1 leave
+    # it on every interface.
+    grpc_server = cfg.server.model_copy(update={"host": bind_host})
+    grpc = GrpcListener(grpc_server, gateway) if cfg.server.grpc.enabled else None
     tls = cfg.server.tls if cfg.server.tls and cfg.server.tls.enabled else None
     scheme = "https" if tls else "http"
+    grpc_url = f"{'grpcs' if tls else 'grpc'}://{grpc.address}" if grpc is not None else None
     config = uvicorn.Config(
         app,
         host=bind_host,
@@ -122,7 +126,8 @@ def serve(
             if grpc is not None:  # bound before HTTP: a port in use is one error line, not a traceback
                 await grpc.start()
             try:
-                announce(loaded, Console(stderr=True, soft_wrap=True), f"{scheme}://{bind_host}:{bind_port}")
+                console = Console(stderr=True, soft_wrap=True)
+                announce(loaded, console, f"{scheme}://{bind_host}:{bind_port}", grpc_url)
                 await _Server(config, grpc).serve()
             finally:
                 if grpc is not None:

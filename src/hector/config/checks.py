@@ -172,6 +172,17 @@ def retrieval_problems(agent_id: str, agent: AgentConfig, cfg: Config) -> tuple[
                 f"{owner}: {kind} is required when long-term memory is enabled and several are "
                 f"declared ({sorted(pool)}); set agents.{agent_id}.{kind} or defaults.{kind}"
             )
+    pool = cfg.vector_stores
+    name = agent.vector_store or cfg.defaults.vector_store or (next(iter(pool)) if len(pool) == 1 else None)
+    shared = pool.get(name) if name else None
+    if shared is not None and shared.type != "embedded" and shared.collection:
+        # Memories are kept apart by collection (one per scope key): one collection for all of
+        # them would recall one user's or conversation's memories in another's.
+        errors.append(
+            f"{owner}: long-term memory cannot use vector store {name!r}: its collection setting "
+            f"({shared.collection!r}) keeps everything in one collection, while each conversation "
+            "(or user) needs its own; give the agent a vector store without collection"
+        )
     if long_term.recall_scope == "user" and not cfg.server.auth.enabled:
         warnings.append(
             f"{owner}: memory.long_term.recall_scope is user, but without server.auth every caller "

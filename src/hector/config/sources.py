@@ -14,19 +14,20 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import Field, SecretStr, field_validator
 
 from hector.config.base import Section, TLSClientOptions
-from hector.config.types import Duration, StrList
+from hector.config.types import Duration, Size, StrList
 
 if TYPE_CHECKING:  # rag.py imports this module
     from hector.config.rag import DocumentStoreConfig
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 SOURCES = ("directory", "sql", "api")
 
 
 def check_identifier(value: str, what: str, dotted: bool = False) -> str:
     """*value* if it is a plain SQL identifier (or ``schema.name`` when *dotted*), else ValueError."""
     parts = value.split(".") if dotted else [value]
-    if len(parts) > 2 or not all(_IDENTIFIER.match(p) for p in parts):
+    # fullmatch: with match, "$" would also accept a name ending in a newline.
+    if len(parts) > 2 or not all(_IDENTIFIER.fullmatch(p) for p in parts):
         shape = "a plain name or schema.name" if dotted else "a plain name"
         raise ValueError(f"{what} {value!r} is not {shape} (letters, digits, _ and $; no quotes or spaces)")
     return value
@@ -126,7 +127,10 @@ class APISourceConfig(TLSClientOptions):
     auth: APIAuthConfig | None = None
     endpoints: list[APIEndpointConfig] = []
     timeout: Duration = 30.0
-    """Each request must be answered within this long."""
+    """Each request, its whole answer included, must be done within this long."""
+    max_response_size: Size = Field(default=50 * 1024 * 1024, gt=0)
+    """The largest answer read (after decompression); a larger one fails the read rather than
+    filling the memory."""
 
 
 def api_component(store: str) -> str:

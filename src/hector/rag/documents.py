@@ -31,6 +31,7 @@ from hector.config.schema import DocumentStoreConfig
 from hector.errors import ConfigError
 from hector.observability import retrieval as telemetry
 from hector.rag.embedders import Embedder
+from hector.rag.readiness import Readiness
 from hector.rag.sources import (
     FileFilter,
     FileParser,
@@ -185,21 +186,32 @@ class DocumentStore:
             self._salt += cfg.mcp_parsers.model_dump_json().encode()
         self._bm25: BM25 | None = None
         self._lock = asyncio.Lock()
+        self.readiness = Readiness(name)
+        """Searches wait for the first indexing of a served store (``hector.rag.readiness``)."""
         self.parse_file: FileParser = parse_file
         """The runtime puts MCP parsing here for a store with ``mcp_parsers``."""
 
     async def index(self, progress: Progress | None = None) -> IndexReport:
         """Bring the collection up to date with the folder."""
         async with self._lock:
-            with telemetry.indexing(self.name) as run:
-                report = await self._index(progress)
-                telemetry.indexed(run, report)
+            try:
+                with telemetry.indexing(self.name) as run:
+                    report = await self._index(progress)
+                    telemetry.indexed(run, report)
+            except Exception as exc:
+                self.readiness.failed(exc)
+                raise
             self._bm25 = None
+            self.readiness.succeeded()
             return report
 
-    async def _index(self, progress: Progress | None) -> IndexReport:
+    def check(self) -> None:
+        """What the configuration alone says is wrong (a folder that does not exist)."""
         if self.source is None and not self.root.is_dir():
             raise ConfigError(f"document store {self.name!r}: folder {self.root} does not exist")
+
+    async def _index(self, progress: Progress | None) -> IndexReport:
+        self.check()
         dimension = self.embedder.dimension
         if dimension is None:
             dimension = len((await self.embedder.embed(["dimension probe"]))[0])
@@ -354,6 +366,7 @@ class DocumentStore:
         chunk ranked, not how relevant it is, so they would make a poor cut-off. In hybrid mode a
         chunk found by keywords alone has no known similarity and is dropped by any threshold.
         """
+        await self.readiness.wait()
         query_vector = await self.embedder.embed_query(query)
         if mode == "vector":
             hits = await self._query(query_vector, top_k)

@@ -27,6 +27,7 @@ from hector.http_client import create_async_client
 from hector.observability import retrieval as telemetry
 from hector.observability.tracing import inject_trace_context
 from hector.providers.retry import Retryable, RetryPolicy, call_with_retries, is_retryable_status
+from hector.rag.backends.common import without_credentials
 from hector.tls import create_ssl_context, describe_tls_error, find_tls_error
 
 OPENAI_DIMENSIONS = {
@@ -52,6 +53,10 @@ class EmbedderFailures:
     host: str
     timeout: float
     secret: str | None = None
+
+    def __post_init__(self) -> None:
+        # A proxy's basic-auth credentials may sit in the host URL: never in a message.
+        object.__setattr__(self, "host", without_credentials(self.host))
 
     @property
     def where(self) -> str:

@@ -147,7 +147,7 @@ def parse_ranking(text: str, count: int) -> list[int] | None:
         return None
     try:
         value, _ = json.JSONDecoder().raw_decode(text[start:])
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # deep nesting ("[[[[…") overflows the parser
         return None
     if not isinstance(value, list) or not value:
         return None
@@ -158,6 +158,19 @@ def parse_ranking(text: str, count: int) -> list[int] | None:
         if item - 1 not in order:
             order.append(item - 1)
     return order + [i for i in range(count) if i not in order]
+
+
+def distinct(found: Sequence[Found]) -> list[Found]:
+    """*found* with each passage once, where it ranked best: stores over the same files (or one
+    collection) find the same chunks, and a passage twice would only take another's place."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for f in found:
+        key = (f.hit.chunk.id, f.hit.chunk.text)
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out
 
 
 def rank_score(position: int) -> float:
@@ -199,17 +212,21 @@ class Searcher:
         if not overall.preserve_case:
             query = query.lower()
         depth = max(overall.top_k, overall.rerank_max if overall.rerank else 0)
+        chosen = [s for s in self.stores if stores is None or s.name in stores]
+        for store in chosen:
+            # Before any LLM call (variants, hyde): waits for a store still being indexed at
+            # start-up, fails at once for one that could not be.
+            await store.readiness.wait()
         call = _Call()
         found: list[Found] = []
-        for store in self.stores:
-            if stores is not None and store.name not in stores:
-                continue
+        for store in chosen:
             own = resolve([*overrides, store.cfg.search, self.agent])
             with telemetry.rag_search(store.name, own.mode, depth) as searched:
                 hits = await self._store_search(store, query, own, depth, call)
                 searched.note("rag.hits", len(hits))
             found += [Found(h, store.name) for h in hits]
         found.sort(key=lambda f: -f.hit.score)
+        found = distinct(found)
         if overall.rerank and len(found) > 1:
             found = await self._rerank(query, found, overall)
         return found[: overall.top_k]

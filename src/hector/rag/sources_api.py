@@ -3,19 +3,25 @@
 Each endpoint is read page by page (page numbers, offsets, cursors or next links) and each item
 becomes the document ``<endpoint path>/<id>``. Requests go through
 ``hector.http_client.create_async_client``, so the store's TLS options (and the top-level
-defaults) apply, redirects are not followed and every request has a timeout.
+defaults) apply and redirects are not followed. ``api.timeout`` bounds each request with its whole
+answer (a server trickling bytes cannot hold a read open), and an answer is read up to
+``api.max_response_size`` only, so a huge one cannot fill the memory.
 
-Credentials never reach a message: errors name the store, the method and the endpoint path (not
-the URL, whose query may carry a key), and a response body quoted in an error is scrubbed of
-every configured secret. A next-page link to another host is refused rather than followed,
-since following it would hand the credentials to that host.
+Credentials never reach a message: errors name the store, the method and the endpoint path
+without its query (the URL's query may carry a key), and a response body quoted in an error is
+scrubbed of every configured secret, query values and ``params`` included. A next-page link to
+another host is refused rather than followed, since following it would hand the credentials to
+that host; a cursor or link seen before ends the listing, as the server is going round in circles.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 import logging
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -87,19 +93,22 @@ class APISource:
             timeout=api.timeout,
             base_url=api.base_url,
         )
-        secrets = [base.password or ""]
+        # Keys also travel in query strings and params: their values count as secrets too.
+        secrets = [base.password or "", *(v for _, v in base.params.multi_items())]
         for auth in [api.auth, *(e.auth for e in api.endpoints)]:
             secrets += auth_headers(auth).values()
             if auth is not None:
                 secrets += [s.get_secret_value() for s in (auth.token, auth.pass_) if s is not None]
         for endpoint in api.endpoints:
             secrets += [v.get_secret_value() for v in endpoint.headers.values()]
-        self._secrets = [s for s in secrets if len(s) >= 4]
+            secrets += [v for _, v in httpx.URL(endpoint.path or "/").params.multi_items()]
+            secrets += [str(v) for v in endpoint.params.values() if isinstance(v, str)]
+        self._secrets = [form for s in secrets if len(s) >= 4 for form in (s, quote(s, safe=""))]
 
     async def records(self) -> list[Record]:
         found: dict[str, Record] = {}
         for endpoint in self.api.endpoints:
-            prefix = (endpoint.path or "").split("?")[0].strip("/")
+            prefix = _label(endpoint).strip("/")
             skipped = 0
             for item in await self._items(endpoint):
                 key = dot(item, endpoint.id_field)
@@ -112,7 +121,7 @@ class APISource:
                 log.warning(
                     "%s: endpoint %s: %d items without %s skipped",
                     self.owner,
-                    endpoint.path,
+                    _label(endpoint),
                     skipped,
                     endpoint.id_field,
                 )
@@ -131,6 +140,7 @@ class APISource:
         items: list[Any] = []
         previous: list[Any] | None = None
         cursor: Any = None
+        seen: set[str] = set()  # cursors and links followed: one coming back means a cycle
         page = 0
         while True:
             page += 1
@@ -144,7 +154,9 @@ class APISource:
             batch = self._batch(endpoint, body)
             if batch and batch == previous:  # a server that ignores the page parameter
                 log.warning(
-                    "%s: endpoint %s returned the same page twice; stopping there", self.owner, endpoint.path
+                    "%s: endpoint %s returned the same page twice; stopping there",
+                    self.owner,
+                    _label(endpoint),
                 )
                 break
             items += batch
@@ -157,6 +169,13 @@ class APISource:
                 cursor = dot(body, paging.next_field or "next_cursor")
                 if cursor in (None, "", False):
                     break
+                if not isinstance(cursor, str | int | float):
+                    raise DocumentSourceError(
+                        f"{self.owner}: endpoint {_label(endpoint)}: the next cursor at "
+                        f"{paging.next_field or 'next_cursor'!r} is not a string or a number"
+                    )
+                if self._again(endpoint, f"cursor {cursor}", seen):
+                    break
             elif paging.type == "link":
                 if paging.next_field:
                     link = dot(body, paging.next_field)
@@ -165,13 +184,26 @@ class APISource:
                 if not link:
                     break
                 target = self._same_origin(endpoint, response.url.join(str(link)))
+                if self._again(endpoint, f"link {target}", seen):
+                    break
                 params = {}  # the link carries its own query
         return items
+
+    def _again(self, endpoint: APIEndpointConfig, step: str, seen: set[str]) -> bool:
+        """Whether the next *step* was taken before (then the listing would never end)."""
+        if step in seen:
+            log.warning(
+                "%s: endpoint %s: a next-page %s was already followed; stopping there",
+                self.owner, _label(endpoint), step.split(" ", 1)[0],
+            )  # fmt: skip
+            return True
+        seen.add(step)
+        return False
 
     def _same_origin(self, endpoint: APIEndpointConfig, url: httpx.URL) -> httpx.URL:
         if _origin(url) != self.origin:
             raise DocumentSourceError(
-                f"{self.owner}: endpoint {endpoint.path}: the next-page link points to another host "
+                f"{self.owner}: endpoint {_label(endpoint)}: the next-page link points to another host "
                 f"({url.host}); it is not followed, as the request would carry the store's credentials"
             )
         return url
@@ -183,13 +215,22 @@ class APISource:
         params: dict[str, Any],
         headers: dict[str, str],
     ) -> tuple[httpx.Response, Any]:
-        where = f"{self.owner}: endpoint {endpoint.method} {endpoint.path}"
+        where = f"{self.owner}: endpoint {endpoint.method} {_label(endpoint)}"
         body = endpoint.body if endpoint.method == "POST" else None
+        limit = self.api.max_response_size
         try:
-            response = await self.client.request(
-                endpoint.method, target, params=params or None, headers=headers, json=body
-            )
-        except httpx.TimeoutException:
+            # The deadline covers the whole answer: httpx's own timeouts are per read, which a
+            # server sending a byte at a time never trips.
+            async with asyncio.timeout(self.api.timeout):
+                request = self.client.build_request(
+                    endpoint.method, target, params=params or None, headers=headers, json=body
+                )
+                response = await self.client.send(request, stream=True)
+                try:
+                    data = await _read_capped(response, limit)
+                finally:
+                    await response.aclose()
+        except (TimeoutError, httpx.TimeoutException):
             raise DocumentSourceError(
                 f"{where}: no answer within {self.api.timeout:g}s (api.timeout)"
             ) from None
@@ -200,12 +241,19 @@ class APISource:
                 f"{where}: cannot reach {self.origin[0]}://{self.origin[1]}: {reason}"
             ) from None
         if response.status_code >= 300:
-            detail = scrub(" ".join(response.text[:ERROR_DETAIL_CHARS].split()), self._secrets)
+            # Scrubbed before it is cut: a secret across the cut would otherwise keep its start.
+            text = scrub((data or b"")[: ERROR_DETAIL_CHARS * 8].decode("utf-8", "replace"), self._secrets)
+            detail = " ".join(text.split())[:ERROR_DETAIL_CHARS]
             raise DocumentSourceError(
                 f"{where} answered HTTP {response.status_code}" + (f": {detail}" if detail else "")
             )
+        if data is None:
+            raise DocumentSourceError(
+                f"{where}: the answer is larger than {limit} bytes (api.max_response_size)"
+            )
         try:
-            return response, response.json()
+            # Off the event loop: a page of several megabytes takes a while to parse.
+            return response, await asyncio.to_thread(json.loads, data)
         except ValueError:
             raise DocumentSourceError(f"{where}: the answer is not JSON") from None
 
@@ -215,7 +263,7 @@ class APISource:
             found = dot(body, field)
             if not isinstance(found, list):
                 raise DocumentSourceError(
-                    f"{self.owner}: endpoint {endpoint.path}: no list at {field!r} (data_field)"
+                    f"{self.owner}: endpoint {_label(endpoint)}: no list at {field!r} (data_field)"
                 )
             return found
         if isinstance(body, list):
@@ -225,10 +273,25 @@ class APISource:
                 if isinstance(body.get(key), list):
                     return list(body[key])
             return [body]  # one object: one document
-        raise DocumentSourceError(f"{self.owner}: endpoint {endpoint.path}: the answer holds no items")
+        raise DocumentSourceError(f"{self.owner}: endpoint {_label(endpoint)}: the answer holds no items")
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _label(endpoint: APIEndpointConfig) -> str:
+    """The endpoint's path for ids and messages: without its query, which may hold a key."""
+    return (endpoint.path or "").split("?")[0]
+
+
+async def _read_capped(response: httpx.Response, limit: int) -> bytes | None:
+    """The decoded body, or None once it grows past *limit* bytes (the rest is not read)."""
+    data = bytearray()
+    async for chunk in response.aiter_bytes():
+        data += chunk
+        if len(data) > limit:
+            return None
+    return bytes(data)
 
 
 def _record(doc_id: str, item: Any, endpoint: APIEndpointConfig) -> Record:

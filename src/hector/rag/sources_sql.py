@@ -6,8 +6,9 @@ to be plain identifiers (``hector.config.sources``) and are quoted by SQLAlchemy
 database at hand; ``where_clause`` is the operator's own SQL and is used as written.
 
 Hector only reads: SQLite files are opened read-only, PostgreSQL sessions start with
-``default_transaction_read_only``, and every transaction is rolled back. The connection URL may
-hold a password: messages show it masked, and driver errors are scrubbed of it.
+``default_transaction_read_only``, MySQL sessions are made read-only, and every transaction is
+rolled back. The connection URL may hold a password (also as ``?password=``): messages show the
+URL without its query and with the password masked, and driver errors are scrubbed of it.
 """
 
 from __future__ import annotations
@@ -64,12 +65,32 @@ def engine_url(raw: str, base_dir: Path, owner: str) -> URL:
     return url
 
 
+SECRET_PARAMS = ("password", "secret", "token")
+"""Query parameters of a database URL whose values are secrets (``?password=``, ``sslpassword``)."""
+
+
 def _secrets(url: URL) -> list[str]:
-    password = url.password
-    if not password:
-        return []
-    text = str(password)
-    return [text, quote(text, safe=""), quote_plus(text)]
+    """The password, wherever the URL holds it, each as written and URL-encoded."""
+    texts = [str(url.password)] if url.password else []
+    for key, value in url.query.items():
+        if any(word in key.lower() for word in SECRET_PARAMS):
+            texts += [value] if isinstance(value, str) else list(value)
+    return [form for text in texts if text for form in (text, quote(text, safe=""), quote_plus(text))]
+
+
+def where(url: URL) -> str:
+    """*url* for messages: the password masked, the query left out (it may hold one too)."""
+    return url.set(query={}).render_as_string(hide_password=True)
+
+
+def connect_args(backend: str, timeout: float) -> dict[str, Any]:
+    """The driver's connection arguments: its connect timeout, and a read-only session where the
+    server has one (SQLite is opened read-only by its URL)."""
+    if backend == "postgresql":  # asyncpg
+        return {"timeout": timeout, "server_settings": {"default_transaction_read_only": "on"}}
+    if backend == "mysql":  # aiomysql takes no `timeout`
+        return {"connect_timeout": timeout, "init_command": "SET SESSION TRANSACTION READ ONLY"}
+    return {"timeout": timeout}  # aiosqlite: how long to wait for a lock
 
 
 class SQLSource:
@@ -81,19 +102,17 @@ class SQLSource:
             raise ConfigError(f"{self.owner}: source sql needs sql.conn (a database URL)")
         url = engine_url(cfg.sql.conn.get_secret_value(), base_dir, self.owner)
         self._secrets = _secrets(url)
-        self.where = url.render_as_string(hide_password=True)
+        self.where = where(url)
         self.tables = cfg.sql_tables
         self.max_rows = cfg.sql_max_rows
         self.timeout = cfg.sql.timeout
         sqlite = url.get_backend_name() == "sqlite"
         self._sqlite_file = Path((url.database or "").removeprefix("file:")) if sqlite else None
-        connect_args: dict[str, Any] = {"timeout": self.timeout}
-        if url.get_backend_name() == "postgresql":
-            connect_args["server_settings"] = {"default_transaction_read_only": "on"}
+        args = connect_args(url.get_backend_name(), self.timeout)
         try:
             # No pool: a read every few minutes does not justify holding a connection open in
             # someone else's database between reads.
-            self.engine: AsyncEngine = create_async_engine(url, poolclass=NullPool, connect_args=connect_args)
+            self.engine: AsyncEngine = create_async_engine(url, poolclass=NullPool, connect_args=args)
         except (NoSuchModuleError, ImportError) as exc:
             missing = getattr(exc, "name", None) or exc
             raise ConfigError(

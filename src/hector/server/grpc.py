@@ -127,6 +127,8 @@ class GrpcGateway:
         self.limiter = limiter
         self.failure_limiter = failure_limiter
         self.telemetry = telemetry
+        self.activity: Callable[[], contextlib.AbstractContextManager[object]] = contextlib.nullcontext
+        """Held for the whole of each call: ``--config-watch`` counts the calls in flight with it."""
         self._last_limiter_error = 0.0
 
     async def admit(
@@ -152,6 +154,10 @@ class GrpcGateway:
                 await self._unauthenticated(context, "unauthorized: agent is internal")
             if self.authenticator is not None and self.auth.require_auth:
                 await self._unauthenticated(context, "missing authorization metadata")
+        if self.limiter is not None:  # as over HTTP, calls for agents that are not there count too
+            per_user = self.rate.per_user and principal is not None
+            key = f"user:{principal.subject}" if per_user and principal else f"ip:{client}"
+            await self._throttle(key, self.limiter, "requests", context)
         if agent is None:
             visible = sorted(a for a, e in self.agents.items() if e.visibility == "public" or principal)
             if not name:
@@ -161,10 +167,6 @@ class GrpcGateway:
                     f"(available: {visible})",
                 )
             await context.abort(grpc.StatusCode.NOT_FOUND, f"agent {name!r} not found (available: {visible})")
-        if self.limiter is not None:
-            per_user = self.rate.per_user and principal is not None
-            key = f"user:{principal.subject}" if per_user and principal else f"ip:{client}"
-            await self._throttle(key, self.limiter, "requests", context)
         assert name is not None
         return name, agent, principal
 
@@ -242,37 +244,49 @@ class _Dispatcher:
         self, method: str, request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
         gateway = self.gateway()
-        telemetry = gateway.telemetry
-        agent_label = "unknown"
-        span = None
-        if telemetry.tracing is not None:
-            parent = propagate.extract(dict(_metadata_pairs(context)))
-            span = telemetry.tracing.tracer.start_span(
-                "grpc.request",
-                context=parent,
-                kind=SpanKind.SERVER,
-                attributes={"rpc.system": "grpc", "rpc.service": self.service, "rpc.method": method},
-            )
-        outcome = "OK"
-        try:
-            with activate(telemetry), trace.use_span(span) if span else contextlib.nullcontext():
-                agent_id, agent, principal = await gateway.admit(method, request, context)
-                agent_label = agent_id
-                yield self.sdk_handler(agent.handler, _ContextBuilder(principal))
-        except asyncio.CancelledError:  # the client went away
-            outcome = "CANCELLED"
-            raise
-        except BaseException:
-            outcome = "UNKNOWN"  # what grpcio answers for an exception that is not an abort
-            raise
-        finally:
-            code = context.code()
-            name = code.name if isinstance(code, grpc.StatusCode) else outcome
-            if telemetry.metrics is not None:
-                telemetry.metrics.grpc_requests.labels(method, agent_label, name).inc()
-            if span is not None:
-                span.set_attribute("rpc.grpc.status_code", name)
-                span.end()
+        # Entered before any await, so a configuration reload counts this call before it could
+        # retire the gateway's configuration.
+        with gateway.activity():
+            telemetry = gateway.telemetry
+            agent_label = "unknown"
+            span = None
+            if telemetry.tracing is not None:
+                parent = propagate.extract(dict(_metadata_pairs(context)))
+                span = telemetry.tracing.tracer.start_span(
+                    "grpc.request",
+                    context=parent,
+                    kind=SpanKind.SERVER,
+                    attributes={"rpc.system": "grpc", "rpc.service": self.service, "rpc.method": method},
+                )
+            outcome = "OK"
+            try:
+                with activate(telemetry), trace.use_span(span) if span else contextlib.nullcontext():
+                    agent_id, agent, principal = await gateway.admit(method, request, context)
+                    agent_label = agent_id
+                    yield self.sdk_handler(agent.handler, _ContextBuilder(principal))
+            except grpc.aio.BaseError:  # an abort, or grpcio's own failure: its status stands
+                raise
+            except Exception:
+                # grpcio would answer UNKNOWN with the exception's class and text: SQL statements and
+                # their parameters, addresses, paths. The log has the details; the client does not.
+                log.exception("gRPC %s failed", method, extra={"component": "server"})
+                await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+            except BaseException:  # cancelled, or the process is going down
+                outcome = "UNKNOWN"
+                raise
+            finally:
+                code = context.code()
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # The client went away (or the server stops). a2a-sdk's streams end quietly
+                    # when cancelled, so the cancellation is seen here rather than as an exception.
+                    outcome = "CANCELLED"
+                name = code.name if isinstance(code, grpc.StatusCode) else outcome
+                if telemetry.metrics is not None:
+                    telemetry.metrics.grpc_requests.labels(method, agent_label, name).inc()
+                if span is not None:
+                    span.set_attribute("rpc.grpc.status_code", name)
+                    span.end()
 
 
 def _rpc(method: str, streaming: bool) -> Callable[..., Any]:

@@ -2,10 +2,10 @@
 
 Each configuration is a *generation*: its runtime and its app, started and stopped together.
 The config file is polled; on a change the new configuration is validated and a new generation
-is started beside the running one. New requests then go to the new generation, while requests
-already in flight (streams included) finish on the old one, which stops once idle. A change
-that does not validate, or a generation that cannot start, is logged and the running
-configuration keeps serving.
+is started beside the running one; once its document stores are indexed, new requests go to
+the new generation, while requests already in flight (streams included) finish on the old one,
+which stops once idle. A change that does not validate, or a generation that cannot start or
+cannot index its documents, is logged and the running configuration keeps serving.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -29,7 +29,8 @@ log = logging.getLogger("hector.reload")
 
 
 class Generation:
-    """One configuration's runtime and app, with a count of the requests it is serving."""
+    """One configuration's runtime and app, with a count of the requests (HTTP and gRPC) it is
+    serving."""
 
     def __init__(self, loaded: LoadedConfig) -> None:
         self.loaded = loaded
@@ -39,6 +40,7 @@ class Generation:
         self.idle = asyncio.Event()
         self.idle.set()
         self._stack = contextlib.AsyncExitStack()
+        self.app.state.grpc.activity = self.serving  # the process's one gRPC server calls in here
 
     async def start(self) -> None:
         try:
@@ -51,15 +53,21 @@ class Generation:
     async def stop(self) -> None:
         await self._stack.aclose()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    @contextlib.contextmanager
+    def serving(self) -> Iterator[None]:
+        """Counts one request in flight for as long as it is held."""
         self.in_flight += 1
         self.idle.clear()
         try:
-            await self.app(scope, receive, send)
+            yield
         finally:
             self.in_flight -= 1
             if not self.in_flight:
                 self.idle.set()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with self.serving():
+            await self.app(scope, receive, send)
 
 
 class ReloadingApp:
@@ -132,6 +140,15 @@ class ReloadingApp:
             new = Generation(loaded)
             await new.start()
         except HectorError as exc:
+            log.error("configuration change rejected; still serving the previous one: %s", exc.message)
+            return False
+        try:
+            # The running configuration serves until the new one's documents are indexed.
+            await new.runtime.documents_indexed()
+        except BaseException as exc:
+            await new.stop()
+            if not isinstance(exc, HectorError):
+                raise
             log.error("configuration change rejected; still serving the previous one: %s", exc.message)
             return False
         old, self.current = self.current, new

@@ -38,6 +38,7 @@ from hector.config.schema import VectorStoreConfig
 from hector.config.tls import effective_tls, vector_store_component
 from hector.errors import ConfigError, VectorStoreError
 from hector.rag.backends.common import (
+    OneCollection,
     decode_meta,
     encode_meta,
     failure_reason,
@@ -54,6 +55,8 @@ from hector.tls import create_ssl_context
 
 DEFAULT_PORT = 8000
 BATCH = 256
+TIMEOUT = 60.0  # seconds for one request to a Chroma server
+CONNECT_TIMEOUT = 10.0
 _VALID_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$")
 T = TypeVar("T")
 
@@ -94,7 +97,7 @@ class ChromaVectorStore(VectorStore):
         self.name = name
         self._connect = connect
         self._where = where
-        self._collection = collection
+        self._one = OneCollection(f"vector store {name!r} (chroma)", collection)
         self._client: ClientAPI | None = None
         self._collections: dict[str, Collection] = {}
         self._lock = asyncio.Lock()
@@ -125,8 +128,8 @@ class ChromaVectorStore(VectorStore):
             return self._client
 
     def _name(self, collection: str) -> str:
-        # `collection` in the vector store's settings puts every document store in that one.
-        return chroma_name(self._collection or collection)
+        # `collection` in the vector store's settings names the one collection it keeps.
+        return chroma_name(self._one.name(collection))
 
     async def _get(self, collection: str) -> Collection:
         name = self._name(collection)
@@ -264,7 +267,16 @@ def _server(name: str, cfg: VectorStoreConfig) -> tuple[Callable[[], ClientAPI],
     settings = _settings(name, cfg, secure)
 
     def connect() -> ClientAPI:
-        return chromadb.HttpClient(host=host, port=port, ssl=secure, headers=headers, settings=settings)
+        client = chromadb.HttpClient(host=host, port=port, ssl=secure, headers=headers, settings=settings)
+        # chromadb's httpx client has no timeout, and no setting for one: a server that stops
+        # answering would hold the call (and a worker thread) forever.
+        session = getattr(getattr(client, "_server", None), "_session", None)
+        if not isinstance(session, httpx.Client):
+            raise VectorStoreError(
+                f"vector store {name!r} (chroma): this chromadb version cannot take a timeout"
+            )
+        session.timeout = httpx.Timeout(TIMEOUT, connect=CONNECT_TIMEOUT)
+        return client
 
     return connect, f"{'https' if secure else 'http'}://{host}:{port}"
 

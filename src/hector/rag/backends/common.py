@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import ssl
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from hector.config.schema import VectorStoreConfig
 from hector.errors import ConfigError, HectorError, VectorStoreError
@@ -38,12 +41,67 @@ def local_path(cfg: VectorStoreConfig, base_dir: Path) -> Path:
     return path if path.is_absolute() else base_dir / path
 
 
+class OneCollection:
+    """The ``collection`` setting of a vector store: the one collection it keeps, for the first
+    Hector collection asked for. Records there carry no mark of the Hector collection they belong
+    to, so a second one would overwrite the first one's chunks (equal ids), delete its documents
+    (equal paths) and, for long-term memory, recall another user's memories: it is refused."""
+
+    def __init__(self, store: str, shared: str | None) -> None:
+        self._store = store
+        self.shared = shared or None  # `collection: ""` is no setting
+        self._owner: str | None = None
+
+    def name(self, collection: str) -> str:
+        """Where *collection* is kept: the shared collection (if it is *collection*'s), else itself."""
+        if self.shared is None:
+            return collection
+        if self._owner is None:
+            self._owner = collection
+        elif collection != self._owner:
+            raise VectorStoreError(
+                f"{self._store}: its collection {self.shared!r} (the `collection` setting) already "
+                f"holds {self._owner!r}, and {collection!r} cannot share it (their chunks would "
+                "overwrite and delete each other's, and memories would be recalled across users): "
+                "remove `collection` to give each its own collection, or use another vector store"
+            )
+        return self.shared
+
+
 def server_host(name: str, cfg: VectorStoreConfig) -> str:
     """``host`` of *cfg* (default ``localhost``): a name, as a URL belongs in ``url``."""
     host = cfg.host or "localhost"
     if "://" in host:
         raise ConfigError(f"vector store {name!r}: host takes a name, not a URL ({host}); use url")
     return host
+
+
+# --- TLS for clients that take one CA file ------------------------------------------------------
+
+
+def system_roots() -> bytes:
+    """The system trust store as PEM; empty when the platform keeps no bundle file."""
+    cafile = ssl.get_default_verify_paths().cafile
+    try:
+        return Path(cafile).read_bytes() if cafile else b""
+    except OSError:
+        return b""
+
+
+def trust_bundle(ca_certificate: str | None) -> Path | None:
+    """A temporary PEM file of the system roots plus *ca_certificate*, for a client library that
+    trusts nothing but the one CA file it is given: so that ``ca_certificate`` adds to the system
+    store, as everywhere in Hector, instead of replacing it (a top-level company CA would otherwise
+    make every public server untrusted). None when there is nothing to trust beyond the library's
+    own default. The caller deletes the file when it closes."""
+    pem = system_roots()
+    if ca_certificate:
+        pem += b"\n" + Path(ca_certificate).read_bytes()
+    if not pem:
+        return None
+    with tempfile.NamedTemporaryFile("wb", prefix="hector-ca-", suffix=".pem", delete=False) as file:
+        file.write(pem)
+    return Path(file.name)
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -80,6 +138,12 @@ def tls_failure(exc: BaseException, where: str) -> str | None:
     if find_tls_error(exc) is None:
         return None
     return f"TLS connection failed: {describe_tls_error(exc)} (TLS options of {where})"
+
+
+def without_credentials(url: str) -> str:
+    """*url* without the ``user:password@`` it may carry, for messages."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl() if "@" in parts.netloc else url
 
 
 def redact(text: str, secret: str | None) -> str:

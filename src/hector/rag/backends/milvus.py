@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import grpc
 from cryptography import x509
 from pymilvus import DataType, MilvusClient, MilvusException  # type: ignore[import-untyped]
 
@@ -40,12 +41,15 @@ from hector.config.schema import VectorStoreConfig
 from hector.config.tls import effective_tls, vector_store_component
 from hector.errors import ConfigError, VectorStoreError
 from hector.rag.backends.common import (
+    OneCollection,
     local_path,
     not_both,
     redact,
     same_identity,
     server_host,
     translated_errors,
+    trust_bundle,
+    without_credentials,
     wrong_dimension,
 )
 from hector.rag.vectors import Chunk, Hit, VectorStore
@@ -53,6 +57,10 @@ from hector.tls import create_ssl_context, describe_tls_error
 
 DEFAULT_PORT = 19530
 CONNECT_TIMEOUT = 10.0
+TIMEOUT = 60.0
+"""Seconds for one call, retries included: without it pymilvus retries an unavailable server
+75 times with back-off up to a minute, and a call to a server that stopped answering never ends."""
+LOAD_TIMEOUT = 600.0  # creating or loading a collection waits until its index is in memory
 VARCHAR_MAX = 65535  # bytes: Milvus's longest VARCHAR
 PAGE = 1000
 _EMBEDDER = "hector.embedder"
@@ -109,11 +117,12 @@ class MilvusVectorStore(VectorStore):
         tls: ssl.SSLContext | None = None,
         insecure: bool = False,
         secret: str | None = None,
+        ca: str | None = None,
     ) -> None:
         self.name = name
         self._options = options
         self._where = where
-        self._collection = collection
+        self._one = OneCollection(f"vector store {name!r} (milvus)", collection)
         self._tls = tls
         self._insecure = insecure
         self._secret = secret
@@ -121,10 +130,12 @@ class MilvusVectorStore(VectorStore):
         self._connecting = asyncio.Lock()
         self._dimensions: dict[str, int] = {}
         self._pin: Path | None = None
+        self._ca = ca
+        self._bundle: Path | None = None
 
     def _name(self, collection: str) -> str:
-        # `collection` in the vector store's settings puts every document store in that one.
-        return milvus_name(self._collection or collection)
+        # `collection` in the vector store's settings names the one collection it keeps.
+        return milvus_name(self._one.name(collection))
 
     def _fail(self, text: str) -> VectorStoreError:
         return VectorStoreError(
@@ -133,8 +144,15 @@ class MilvusVectorStore(VectorStore):
 
     def _errors(self, action: str) -> contextlib.AbstractContextManager[None]:
         def explain(exc: Exception) -> VectorStoreError:
-            # Milvus's own words, else grpc.RpcError's and the library's own ValueErrors.
-            detail = exc.message if isinstance(exc, MilvusException) else f"{type(exc).__name__}: {exc}"
+            # Milvus's own words, else gRPC's status, else the library's own ValueErrors.
+            if isinstance(exc, MilvusException):
+                detail = exc.message
+            elif isinstance(exc, grpc.Call):
+                detail = f"gRPC {exc.code().name}: {exc.details()}"
+                if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    detail += " (the server did not answer in time)"
+            else:
+                detail = f"{type(exc).__name__}: {exc}"
             return self._fail(f"{action} failed: {detail}")
 
         return translated_errors(explain, chain=False)  # the token may be in the library's error
@@ -171,7 +189,18 @@ class MilvusVectorStore(VectorStore):
             key = "ca_pem_path" if "client_pem_path" in self._options else "server_pem_path"
             self._options |= {key: pin.name, "server_name": _pinned_name(der)}
 
+    def _trust_system_roots(self) -> None:
+        """pymilvus hands gRPC the one CA file it is given, and gRPC then trusts nothing else: make
+        it the system roots plus ca_certificate, as every client of Hector trusts (a top-level
+        company CA must not make a publicly certified server untrusted)."""
+        if self._ca is None or self._insecure or self._bundle is not None:
+            return
+        self._bundle = trust_bundle(self._ca)
+        key = "ca_pem_path" if "client_pem_path" in self._options else "server_pem_path"
+        self._options[key] = str(self._bundle)
+
     def _connect(self) -> MilvusClient:
+        self._trust_system_roots()
         uri = str(self._options["uri"])
         address = None
         if uri.startswith(("http://", "https://", "tcp://")):
@@ -181,7 +210,9 @@ class MilvusVectorStore(VectorStore):
             self._handshake(*address)
         try:
             with self._errors("connecting"):
-                return MilvusClient(**self._options, timeout=CONNECT_TIMEOUT)
+                # Its own connection: pymilvus would otherwise share one among the clients of an
+                # address and token, whatever TLS options (CA, client certificate) each was given.
+                return MilvusClient(**self._options, timeout=CONNECT_TIMEOUT, dedicated=True)
         except VectorStoreError:
             if self._pin is not None:
                 cert = x509.load_pem_x509_certificate(self._pin.read_bytes())
@@ -213,11 +244,11 @@ class MilvusVectorStore(VectorStore):
         name = self._name(collection)
 
         def open_or_reset(client: MilvusClient) -> bool:
-            if not client.has_collection(name):
+            if not client.has_collection(name, timeout=TIMEOUT):
                 self._create(client, name, embedder, dimension)
                 # Nothing indexed before is here (a new or wiped server): the caller re-indexes.
                 return True
-            info = client.describe_collection(name)
+            info = client.describe_collection(name, timeout=TIMEOUT)
             fields = {f["name"] for f in info.get("fields", [])}
             same = same_identity(info.get("properties") or {}, _identity(embedder, dimension))
             if same is None or not set(_FIELDS) <= fields:  # refused even when empty
@@ -226,9 +257,9 @@ class MilvusVectorStore(VectorStore):
                     "fields); set another collection or drop it"
                 )
             if same:
-                client.load_collection(name)  # a restarted server keeps collections released
+                client.load_collection(name, timeout=LOAD_TIMEOUT)  # a restarted server keeps them released
                 return False
-            client.drop_collection(name)
+            client.drop_collection(name, timeout=TIMEOUT)
             self._create(client, name, embedder, dimension)
             return True
 
@@ -253,6 +284,7 @@ class MilvusVectorStore(VectorStore):
             index_params=index,
             consistency_level="Strong",
             properties=_identity(embedder, dimension),
+            timeout=LOAD_TIMEOUT,
         )
 
     def _check_dimension(self, name: str, vectors: list[list[float]]) -> None:
@@ -286,7 +318,7 @@ class MilvusVectorStore(VectorStore):
 
         def write(client: MilvusClient) -> None:
             for start in range(0, len(rows), 500):
-                client.upsert(name, rows[start : start + 500])
+                client.upsert(name, rows[start : start + 500], timeout=TIMEOUT)
 
         await self._run(f"writing to collection {name!r}", write)
 
@@ -299,7 +331,7 @@ class MilvusVectorStore(VectorStore):
         def delete(client: MilvusClient) -> None:
             for start in range(0, len(keys), 500):
                 quoted = ", ".join(f'"{k}"' for k in keys[start : start + 500])
-                client.delete(name, filter=f"doc_key in [{quoted}]")
+                client.delete(name, filter=f"doc_key in [{quoted}]", timeout=TIMEOUT)
 
         await self._run(f"deleting from collection {name!r}", delete)
 
@@ -314,6 +346,7 @@ class MilvusVectorStore(VectorStore):
                 limit=top_k,
                 output_fields=_OUTPUT,
                 search_params={"metric_type": "COSINE"},
+                timeout=TIMEOUT,
             )
             # With the COSINE metric Milvus's "distance" is the similarity itself, best first.
             return [Hit(_chunk(hit["entity"]), float(hit["distance"])) for hit in found]
@@ -335,6 +368,7 @@ class MilvusVectorStore(VectorStore):
                     output_fields=["pk", *_OUTPUT],
                     limit=PAGE,
                     iterator="True",
+                    timeout=TIMEOUT,
                 )
                 page.sort(key=lambda entity: str(entity["pk"]))
                 found += [_chunk(entity) for entity in page]
@@ -349,9 +383,10 @@ class MilvusVectorStore(VectorStore):
         if client is not None:
             with contextlib.suppress(Exception):  # closing must not hide the error that ended a run
                 await asyncio.to_thread(client.close)
-        if self._pin is not None:
-            self._pin.unlink(missing_ok=True)
-            self._pin = None
+        for file in (self._pin, self._bundle):
+            if file is not None:
+                file.unlink(missing_ok=True)
+        self._pin = self._bundle = None
 
 
 def _tls_options(name: str, cfg: VectorStoreConfig) -> tuple[dict[str, Any], ssl.SSLContext]:
@@ -395,6 +430,6 @@ def create(name: str, cfg: VectorStoreConfig, base_dir: Path) -> VectorStore:
         tls_options, context = _tls_options(name, cfg)
         options |= tls_options
     insecure = bool(secure and cfg.insecure_skip_verify)
-    parts = urlsplit(uri)
-    where = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()  # no user:password
-    return MilvusVectorStore(name, options, where, cfg.collection, context, insecure, token)
+    where = without_credentials(uri)
+    ca = effective_tls(cfg).ca_certificate if secure else None
+    return MilvusVectorStore(name, options, where, cfg.collection, context, insecure, token, ca)

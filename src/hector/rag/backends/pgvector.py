@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from hector.config.schema import VectorStoreConfig
 from hector.config.tls import effective_tls, vector_store_component
 from hector.errors import ConfigError, HectorError, VectorStoreError
-from hector.rag.backends.common import failure_reason, server_host, wrong_dimension
+from hector.rag.backends.common import OneCollection, failure_reason, server_host, wrong_dimension
 from hector.rag.vectors import Chunk, Hit, VectorStore
 from hector.tls import create_ssl_context
 
@@ -73,12 +73,12 @@ class PgvectorStore(VectorStore):
         self.name = name
         self.engine = engine
         self._where = where
-        self._collection = collection
+        self._one = OneCollection(f"vector store {name!r} (pgvector)", collection)
         self._tables: dict[str, tuple[sa.Table, int]] = {}
 
     def _name(self, collection: str) -> str:
-        # `collection` in the vector store's settings puts every document store in that one.
-        return self._collection or collection
+        # `collection` in the vector store's settings names the one collection it keeps.
+        return self._one.name(collection)
 
     def _fail(self, text: str) -> VectorStoreError:
         return VectorStoreError(f"vector store {self.name!r} (pgvector at {self._where}): {text}")

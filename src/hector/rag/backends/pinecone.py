@@ -12,10 +12,10 @@ so the chunks of a document are found by id prefix (the listing Pinecone serverl
 the chunk id, document, text and the JSON-encoded ``meta`` are the vector's metadata. The
 embedder and dimension of a namespace live in a marker vector in it, which searches skip.
 
-TLS: the SDK takes a CA file (``ca_certificate``) and a verify switch (``insecure_skip_verify``);
-it has no client certificates, so those are refused rather than silently not sent. The index is
-reached over https unless ``url``/``host`` says ``http://`` or ``enable_tls: false`` is set (a
-local emulator).
+TLS: the SDK takes a CA file (Hector's: the system roots plus ``ca_certificate``) and a verify
+switch (``insecure_skip_verify``); it has no client certificates, so those are refused rather than
+silently not sent. The index is reached over https unless ``url``/``host`` says ``http://`` or
+``enable_tls: false`` is set (a local emulator).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from hector.config.schema import VectorStoreConfig
 from hector.config.tls import effective_tls, vector_store_component
 from hector.errors import ConfigError, VectorStoreError
 from hector.rag.backends.common import (
+    OneCollection,
     chunk_from_fields,
     flat_fields,
     identity,
@@ -41,6 +42,8 @@ from hector.rag.backends.common import (
     redact,
     tls_failure,
     translated_errors,
+    trust_bundle,
+    without_credentials,
 )
 from hector.rag.vectors import Chunk, Hit, VectorStore
 from hector.tls import warn_insecure
@@ -95,15 +98,16 @@ class PineconeVectorStore(VectorStore):
         self._insecure = tls.insecure_skip_verify
         # The SDK lets a CA file win over ssl_verify=False; insecure means insecure, as elsewhere.
         self._ca = None if tls.insecure_skip_verify else tls.ca_certificate
+        self._bundle: Path | None = None
         self._api_key = cfg.api_key.get_secret_value()
-        self._shared = cfg.collection  # `collection` puts every document store in that namespace
+        self._one = OneCollection(self.where, cfg.collection)  # `collection`: the one namespace
         self._control: AsyncPinecone | None = None
         self._index: AsyncIndex | None = None
         self._dimension: int | None = None
         self._lock = asyncio.Lock()
 
     def namespace(self, collection: str) -> str:
-        return self._shared or collection
+        return self._one.name(collection)
 
     def _errors(self, action: str) -> AbstractContextManager[None]:
         """Any failure inside as one ``VectorStoreError``: what failed, and why (never the key)."""
@@ -124,7 +128,8 @@ class PineconeVectorStore(VectorStore):
     async def _connected(self) -> AsyncIndex:
         async with self._lock:
             if self._index is None:
-                with self._errors(f"connecting to {self.host or f'index {self.index_name!r}'}"):
+                where = without_credentials(self.host) if self.host else f"index {self.index_name!r}"
+                with self._errors(f"connecting to {where}"):
                     await self._connect()
             assert self._index is not None
             return self._index
@@ -132,7 +137,12 @@ class PineconeVectorStore(VectorStore):
     async def _connect(self) -> None:
         if self._insecure:
             warn_insecure(self.component)
-        control = AsyncPinecone(api_key=self._api_key, ssl_ca_certs=self._ca, ssl_verify=not self._insecure)
+        elif self._bundle is None:
+            # The SDK trusts the one CA file it is given (else certifi's roots): the system store
+            # plus ca_certificate, as every client of Hector trusts.
+            self._bundle = trust_bundle(self._ca)
+        ca = str(self._bundle) if self._bundle else None
+        control = AsyncPinecone(api_key=self._api_key, ssl_ca_certs=ca, ssl_verify=not self._insecure)
         index: AsyncIndex | None = None
         try:
             # By host as given, or by name: the control plane knows the index's host.
@@ -233,6 +243,9 @@ class PineconeVectorStore(VectorStore):
             await index.close()
         if control is not None:
             await control.close()
+        if self._bundle is not None:
+            self._bundle.unlink(missing_ok=True)
+            self._bundle = None
 
 
 def create(name: str, cfg: VectorStoreConfig, base_dir: Path) -> VectorStore:

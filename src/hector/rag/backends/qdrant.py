@@ -17,10 +17,16 @@ live in the collection's own metadata (Qdrant ≥ 1.16), so a collection tells w
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import hashlib
+import re
 import uuid
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from qdrant_client import AsyncQdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
@@ -29,6 +35,7 @@ from hector.config.schema import VectorStoreConfig
 from hector.config.tls import effective_tls, vector_store_component
 from hector.errors import ConfigError, VectorStoreError
 from hector.rag.backends.common import (
+    OneCollection,
     failure_reason,
     identity,
     local_path,
@@ -37,6 +44,7 @@ from hector.rag.backends.common import (
     same_identity,
     server_host,
     translated_errors,
+    without_credentials,
 )
 from hector.rag.vectors import Chunk, Hit, VectorStore
 from hector.tls import create_ssl_context
@@ -46,6 +54,21 @@ GRPC_PORT = 6334
 TIMEOUT = 30
 BATCH = 256  # points per upsert request and per scroll page: well under Qdrant's 32 MiB body cap
 _IDS = uuid.UUID("6f4c1e2a-8f3b-5d7e-9a61-2b0c4d5e6f70")  # namespace of the point ids
+T = TypeVar("T")
+
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,200}\Z")
+
+
+def qdrant_name(collection: str) -> str:
+    """*collection* as a Qdrant collection name: itself when it is letters, digits, ``_.-``, else a
+    readable form plus a hash (Qdrant refuses ``/`` and the client puts the name into URL paths
+    unescaped, so ``?`` or ``#`` would change the request)."""
+    if _SAFE_NAME.match(collection) and collection.strip("."):
+        return collection
+    readable = re.sub(r"[^A-Za-z0-9_-]+", "-", collection).strip("-")[:40]
+    digest = hashlib.sha256(collection.encode()).hexdigest()[:10]
+    return f"hector-{readable}-{digest}" if readable else f"hector-{digest}"
 
 
 def point_id(chunk_id: str) -> str:
@@ -79,12 +102,23 @@ class QdrantVectorStore(VectorStore):
         self.name = name
         self.client = client
         self._where = where
-        self._collection = collection
+        self._one = OneCollection(f"vector store {name!r} (qdrant)", collection)
         self._remote = remote
+        # The local engine does its work inside its coroutines (an exact search over every point,
+        # SQLite writes), which would hold up the event loop: it runs on a thread of its own, one,
+        # as it is not thread-safe.
+        self._worker = None if remote else ThreadPoolExecutor(1, thread_name_prefix=f"qdrant-{name}")
 
     def _name(self, collection: str) -> str:
-        # `collection` in the vector store's settings puts every document store in that one.
-        return self._collection or collection
+        # `collection` in the vector store's settings names the one collection it keeps.
+        return qdrant_name(self._one.name(collection))
+
+    async def _do(self, call: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """The coroutine *call* makes, of the client: awaited here for a server, on the worker
+        thread (in an event loop of its own) for the local engine."""
+        if self._worker is None:
+            return await call()
+        return await asyncio.get_running_loop().run_in_executor(self._worker, lambda: asyncio.run(call()))
 
     def _errors(self, action: str) -> contextlib.AbstractContextManager[None]:
         """Any failure of the client library as a VectorStoreError naming the store and the fix."""
@@ -110,30 +144,32 @@ class QdrantVectorStore(VectorStore):
     async def open_collection(self, collection: str, embedder: str, dimension: int) -> bool:
         name = self._name(collection)
         with self._errors(f"opening collection {name!r}"):
-            if not await self.client.collection_exists(name):
+            if not await self._do(partial(self.client.collection_exists, name)):
                 await self._create(name, embedder, dimension)
                 # Nothing indexed before is here (a new or wiped server): the caller re-indexes.
                 return True
-            info = await self.client.get_collection(name)
+            info = await self._do(partial(self.client.get_collection, name))
             vectors = info.config.params.vectors
             size = vectors.size if isinstance(vectors, models.VectorParams) else None
             same = same_identity(info.config.metadata or {}, identity(embedder, dimension))
             if same and size == dimension:  # the vectors' own size, whatever the record says
                 return False
-            if same is None and (await self.client.count(name, exact=True)).count:
+            if same is None and (await self._do(partial(self.client.count, name, exact=True))).count:
                 raise not_written_by_hector(
                     f"vector store {self.name!r} (qdrant)", f"collection {name!r}", "points"
                 )
-            await self.client.delete_collection(name)
+            await self._do(partial(self.client.delete_collection, name))
             await self._create(name, embedder, dimension)
             return True
 
     async def _create(self, name: str, embedder: str, dimension: int) -> None:
-        await self.client.create_collection(
+        create = partial(
+            self.client.create_collection,
             name,
             vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
             metadata=identity(embedder, dimension),
         )
+        await self._do(create)
         if self._remote:  # deleting a document filters on it; the local engine has no indexes
             await self.client.create_payload_index(name, "document", models.PayloadSchemaType.KEYWORD)
 
@@ -145,20 +181,23 @@ class QdrantVectorStore(VectorStore):
         ]
         with self._errors(f"writing to collection {name!r}"):
             for start in range(0, len(points), BATCH):
-                await self.client.upsert(name, points[start : start + BATCH], wait=True)
+                await self._do(partial(self.client.upsert, name, points[start : start + BATCH], wait=True))
 
     async def delete_documents(self, collection: str, documents: list[str]) -> None:
         name = self._name(collection)
         with self._errors(f"deleting from collection {name!r}"):
             for start in range(0, len(documents), BATCH):
                 match = models.MatchAny(any=documents[start : start + BATCH])
-                selector = models.Filter(must=[models.FieldCondition(key="document", match=match)])
-                await self.client.delete(name, models.FilterSelector(filter=selector), wait=True)
+                chosen = models.FilterSelector(
+                    filter=models.Filter(must=[models.FieldCondition(key="document", match=match)])
+                )
+                await self._do(partial(self.client.delete, name, chosen, wait=True))
 
     async def query(self, collection: str, vector: list[float], top_k: int) -> list[Hit]:
         name = self._name(collection)
         with self._errors(f"searching collection {name!r}"):
-            found = await self.client.query_points(name, query=vector, limit=top_k, with_payload=True)
+            search = partial(self.client.query_points, name, query=vector, limit=top_k, with_payload=True)
+            found = await self._do(search)
         # With the cosine metric Qdrant's score is the cosine similarity itself, best first.
         return [Hit(_chunk(p.payload), float(p.score)) for p in found.points]
 
@@ -168,16 +207,24 @@ class QdrantVectorStore(VectorStore):
         offset: Any = None
         with self._errors(f"reading collection {name!r}"):
             while True:
-                records, offset = await self.client.scroll(
-                    name, limit=BATCH, offset=offset, with_payload=True, with_vectors=False
+                page = partial(
+                    self.client.scroll,
+                    name,
+                    limit=BATCH,
+                    offset=offset,
+                    with_payload=True,
+                    with_vectors=False,
                 )
+                records, offset = await self._do(page)
                 out += [_chunk(r.payload) for r in records]
                 if offset is None:
                     return out
 
     async def aclose(self) -> None:
         with contextlib.suppress(Exception):  # closing must not hide the error that ended a run
-            await self.client.close()
+            await self._do(self.client.close)
+        if self._worker is not None:
+            self._worker.shutdown(wait=False)
 
 
 def _remote(name: str, cfg: VectorStoreConfig) -> tuple[dict[str, Any], str]:
@@ -189,7 +236,8 @@ def _remote(name: str, cfg: VectorStoreConfig) -> tuple[dict[str, Any], str]:
             raise ConfigError(f"vector store {name!r}: url must start with http:// or https:// ({cfg.url})")
         secure = cfg.url.startswith("https://")
         options |= {"url": cfg.url, "port": cfg.port or REST_PORT}
-        where = cfg.url if cfg.port is None else f"{cfg.url} (port {cfg.port})"
+        shown = without_credentials(cfg.url)
+        where = shown if cfg.port is None else f"{shown} (port {cfg.port})"
     else:
         host = server_host(name, cfg)
         secure = cfg.enable_tls

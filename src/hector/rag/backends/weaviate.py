@@ -39,10 +39,18 @@ from weaviate.classes.query import Filter, MetadataQuery
 from weaviate.collections import CollectionAsync
 from weaviate.proto.v1 import health_weaviate_pb2
 
+from hector.agent.remote_grpc import channel_credentials
 from hector.config.schema import VectorStoreConfig
 from hector.config.tls import effective_tls, vector_store_component
 from hector.errors import VectorStoreError
-from hector.rag.backends.common import chunk_from_fields, flat_fields, redact, tls_failure, translated_errors
+from hector.rag.backends.common import (
+    OneCollection,
+    chunk_from_fields,
+    flat_fields,
+    redact,
+    tls_failure,
+    translated_errors,
+)
 from hector.rag.vectors import Chunk, Hit, VectorStore
 from hector.tls import TLSOptions, create_ssl_context
 
@@ -124,7 +132,7 @@ class WeaviateVectorStore(VectorStore):
         self.grpc_port = cfg.grpc_port or DEFAULT_GRPC_PORT
         self.tls: TLSOptions = effective_tls(cfg)
         self._api_key = cfg.api_key.get_secret_value() if cfg.api_key else None
-        self._shared = cfg.collection  # `collection` puts every document store in that one
+        self._one = OneCollection(self.where, cfg.collection)  # `collection`: the one it keeps
         self._client: weaviate.WeaviateAsyncClient | None = None
         self._lock = asyncio.Lock()
 
@@ -168,13 +176,13 @@ class WeaviateVectorStore(VectorStore):
 
     async def _grpc_config(self) -> GrpcConfig:
         """gRPC channel credentials from the same TLS options as the REST side."""
+        if not self.tls.insecure_skip_verify:
+            # The system roots plus ca_certificate, as on the REST side: handed the CA file alone,
+            # grpcio would trust nothing else (a top-level company CA would break a public server).
+            return GrpcConfig(credentials=channel_credentials(self.tls, self.component))
         chain, key = _read(self.tls.client_certificate), _read(self.tls.client_key)
         if chain and not key:
             key = chain  # a PEM file holding both, as the HTTP side accepts
-        if not self.tls.insecure_skip_verify:
-            return GrpcConfig(
-                credentials=grpc.ssl_channel_credentials(_read(self.tls.ca_certificate), key, chain)
-            )
         pinned = await _presented_certificate(self.host, self.grpc_port)
         name = _name_in(pinned)
         return GrpcConfig(
@@ -253,7 +261,7 @@ class WeaviateVectorStore(VectorStore):
         setattr(connection, "_make_client", make_client)  # noqa: B010  # a method of the instance
 
     def name_of(self, collection: str) -> str:
-        return class_name(self._shared or collection)
+        return class_name(self._one.name(collection))
 
     async def _collection(self, collection: str) -> CollectionAsync:
         client = await self._connected()  # a handle only: no request until it is used
@@ -321,8 +329,11 @@ class WeaviateVectorStore(VectorStore):
         target = await self._collection(collection)
         async with self._call(f"deleting from collection {collection!r}"):
             for start in range(0, len(documents), BATCH):
-                part = documents[start : start + BATCH]
-                await target.data.delete_many(where=Filter.by_property("document").contains_any(part))
+                where = Filter.by_property("document").contains_any(documents[start : start + BATCH])
+                # One request deletes at most QUERY_MAXIMUM_RESULTS objects (10,000 by default):
+                # again until none is left, or a re-indexed file would keep stale chunks.
+                while (await target.data.delete_many(where=where)).successful:
+                    pass
 
     async def query(self, collection: str, vector: list[float], top_k: int) -> list[Hit]:
         target = await self._collection(collection)
