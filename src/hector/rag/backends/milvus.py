@@ -10,23 +10,17 @@ pymilvus's blocking ``MilvusClient`` runs in worker threads. Its ``AsyncMilvusCl
 create an index on Milvus Lite: it asks for a timestamp that Lite does not implement, and the
 "ignore unimplemented" guard of that call does not work on coroutines.
 
-gRPC reports a failed TLS handshake only as "unavailable" after its timeout, so Hector first
-connects with Python's ssl and the same trust settings: a wrong CA or host name fails at once,
-in the words of ``describe_tls_error``. gRPC has no switch to skip verification either; with
-``insecure_skip_verify`` Hector takes the certificate the server presents in that first
-handshake and has gRPC trust exactly it, under the name it was issued for.
+TLS to a server (trust bundle, a first handshake for clear errors, certificate pinning for
+``insecure_skip_verify``) is ``hector.rag.backends.milvus_tls``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import hashlib
 import re
-import socket
 import ssl
-import tempfile
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -34,11 +28,10 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import grpc
-from cryptography import x509
 from pymilvus import DataType, MilvusClient, MilvusException  # type: ignore[import-untyped]
 
 from hector.config.schema import VectorStoreConfig
-from hector.config.tls import effective_tls, vector_store_component
+from hector.config.tls import effective_tls
 from hector.errors import ConfigError, VectorStoreError
 from hector.rag.backends.common import (
     OneCollection,
@@ -48,15 +41,13 @@ from hector.rag.backends.common import (
     same_identity,
     server_host,
     translated_errors,
-    trust_bundle,
     without_credentials,
     wrong_dimension,
 )
+from hector.rag.backends.milvus_tls import CONNECT_TIMEOUT, MilvusTLS, tls_options
 from hector.rag.vectors import Chunk, Hit, VectorStore
-from hector.tls import create_ssl_context, describe_tls_error
 
 DEFAULT_PORT = 19530
-CONNECT_TIMEOUT = 10.0
 TIMEOUT = 60.0
 """Seconds for one call, retries included: without it pymilvus retries an unavailable server
 75 times with back-off up to a minute, and a call to a server that stopped answering never ends."""
@@ -96,17 +87,6 @@ def _chunk(entity: dict[str, Any]) -> Chunk:
     return Chunk(entity["chunk_id"], entity["document"], entity["text"], dict(entity["meta"] or {}))
 
 
-def _pinned_name(der: bytes) -> str:
-    """A name the certificate was issued for, for gRPC's host-name check (insecure mode)."""
-    cert = x509.load_der_x509_certificate(der)
-    with contextlib.suppress(x509.ExtensionNotFound):
-        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        for value in [*names.get_values_for_type(x509.DNSName), *names.get_values_for_type(x509.IPAddress)]:
-            return str(value)
-    common = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-    return str(common[0].value) if common else "localhost"
-
-
 class MilvusVectorStore(VectorStore):
     def __init__(
         self,
@@ -123,15 +103,11 @@ class MilvusVectorStore(VectorStore):
         self._options = options
         self._where = where
         self._one = OneCollection(f"vector store {name!r} (milvus)", collection)
-        self._tls = tls
-        self._insecure = insecure
+        self._net = MilvusTLS(options, tls, insecure, ca, self._fail)
         self._secret = secret
         self._client: MilvusClient | None = None
         self._connecting = asyncio.Lock()
         self._dimensions: dict[str, int] = {}
-        self._pin: Path | None = None
-        self._ca = ca
-        self._bundle: Path | None = None
 
     def _name(self, collection: str) -> str:
         # `collection` in the vector store's settings names the one collection it keeps.
@@ -157,74 +133,24 @@ class MilvusVectorStore(VectorStore):
 
         return translated_errors(explain, chain=False)  # the token may be in the library's error
 
-    def _handshake(self, host: str, port: int, listen: float = 0.0) -> None:
-        """Reach the server (and finish a TLS handshake) with Python's sockets: fast, clear errors.
-        With *listen*, wait that long for an alert (a refused client certificate comes after the
-        handshake)."""
-        try:
-            with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT) as raw:
-                if self._tls is None:
-                    return
-                with self._tls.wrap_socket(raw, server_hostname=host) as secured:
-                    der = secured.getpeercert(binary_form=True)
-                    if listen:
-                        secured.settimeout(listen)
-                        with contextlib.suppress(TimeoutError):
-                            if not secured.recv(1):  # a gRPC server waits for the client to speak
-                                raise ConnectionResetError("closed right after the TLS handshake")
-        except ssl.SSLError as exc:
-            raise self._fail(f"TLS with {host}:{port} failed: {describe_tls_error(exc)}") from None
-        except OSError as exc:
-            hint = ""
-            if listen and "client_pem_path" not in self._options:
-                hint = "; the server may require a client certificate: set client_certificate and client_key"
-            raise self._fail(f"cannot reach {host}:{port}: {exc.strerror or exc}{hint}") from None
-        if self._insecure and der:
-            # gRPC cannot skip verification: it trusts exactly the certificate just presented.
-            if self._pin is not None:  # an earlier attempt's pin
-                self._pin.unlink(missing_ok=True)
-            with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as pin:
-                pin.write(ssl.DER_cert_to_PEM_cert(der))
-            self._pin = Path(pin.name)
-            key = "ca_pem_path" if "client_pem_path" in self._options else "server_pem_path"
-            self._options |= {key: pin.name, "server_name": _pinned_name(der)}
-
-    def _trust_system_roots(self) -> None:
-        """pymilvus hands gRPC the one CA file it is given, and gRPC then trusts nothing else: make
-        it the system roots plus ca_certificate, as every client of Hector trusts (a top-level
-        company CA must not make a publicly certified server untrusted)."""
-        if self._ca is None or self._insecure or self._bundle is not None:
-            return
-        self._bundle = trust_bundle(self._ca)
-        key = "ca_pem_path" if "client_pem_path" in self._options else "server_pem_path"
-        self._options[key] = str(self._bundle)
-
     def _connect(self) -> MilvusClient:
-        self._trust_system_roots()
+        self._net.trust_system_roots()
         uri = str(self._options["uri"])
         address = None
         if uri.startswith(("http://", "https://", "tcp://")):
             parts = urlsplit(uri)
             default = 443 if parts.scheme == "https" else DEFAULT_PORT
             address = (parts.hostname or "localhost", parts.port or default)
-            self._handshake(*address)
+            self._net.handshake(*address)
         try:
             with self._errors("connecting"):
                 # Its own connection: pymilvus would otherwise share one among the clients of an
                 # address and token, whatever TLS options (CA, client certificate) each was given.
                 return MilvusClient(**self._options, timeout=CONNECT_TIMEOUT, dedicated=True)
         except VectorStoreError:
-            if self._pin is not None:
-                cert = x509.load_pem_x509_certificate(self._pin.read_bytes())
-                now = datetime.datetime.now(datetime.UTC)
-                if not cert.not_valid_before_utc <= now <= cert.not_valid_after_utc:
-                    raise self._fail(
-                        f"the server's certificate is valid from {cert.not_valid_before_utc:%Y-%m-%d} to "
-                        f"{cert.not_valid_after_utc:%Y-%m-%d}: gRPC refuses it even with "
-                        "insecure_skip_verify (it can trust any issuer and name, not any date)"
-                    ) from None
-            if address is not None and self._tls is not None:
-                self._handshake(*address, listen=1.0)  # explains a refused client certificate
+            self._net.check_pinned_dates()
+            if address is not None and self._net.context is not None:
+                self._net.handshake(*address, listen=1.0)  # explains a refused client certificate
             raise
 
     async def _run(self, action: str, call: Callable[[MilvusClient], T]) -> T:
@@ -383,29 +309,7 @@ class MilvusVectorStore(VectorStore):
         if client is not None:
             with contextlib.suppress(Exception):  # closing must not hide the error that ended a run
                 await asyncio.to_thread(client.close)
-        for file in (self._pin, self._bundle):
-            if file is not None:
-                file.unlink(missing_ok=True)
-        self._pin = self._bundle = None
-
-
-def _tls_options(name: str, cfg: VectorStoreConfig) -> tuple[dict[str, Any], ssl.SSLContext]:
-    """pymilvus's TLS arguments, and the context of the first handshake (which warns when
-    verification is off, once per store)."""
-    tls = effective_tls(cfg)
-    context = create_ssl_context(tls, vector_store_component("milvus", name))
-    options: dict[str, Any] = {"secure": True}
-    if tls.client_certificate:
-        # pymilvus presents a client certificate only together with a CA file of its own.
-        ca = tls.ca_certificate or ssl.get_default_verify_paths().openssl_cafile
-        options |= {
-            "client_pem_path": tls.client_certificate,
-            "client_key_path": tls.client_key or tls.client_certificate,
-            "ca_pem_path": ca,
-        }
-    elif tls.ca_certificate:
-        options["server_pem_path"] = tls.ca_certificate
-    return options, context
+        self._net.remove_files()
 
 
 def create(name: str, cfg: VectorStoreConfig, base_dir: Path) -> VectorStore:
@@ -427,8 +331,8 @@ def create(name: str, cfg: VectorStoreConfig, base_dir: Path) -> VectorStore:
     options: dict[str, Any] = {"uri": uri, "token": token or ""}
     context = None
     if secure:
-        tls_options, context = _tls_options(name, cfg)
-        options |= tls_options
+        extra, context = tls_options(name, cfg)
+        options |= extra
     insecure = bool(secure and cfg.insecure_skip_verify)
     where = without_credentials(uri)
     ca = effective_tls(cfg).ca_certificate if secure else None
