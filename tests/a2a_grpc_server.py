@@ -33,6 +33,18 @@ CHUNK_PAUSE = 0.2
 """Between chunks: long enough that each one reaches the client as its own event."""
 
 
+async def submitted(context: RequestContext, event_queue: EventQueue) -> None:
+    """The task exists, SUBMITTED: what an agent sends first."""
+    assert context.task_id and context.context_id
+    await event_queue.enqueue_event(
+        Task(
+            id=context.task_id,
+            context_id=context.context_id,
+            status=TaskStatus(state=TaskState.TASK_STATE_SUBMITTED),
+        )
+    )
+
+
 @dataclass
 class Recorder(AgentExecutor):
     calls: list[dict[str, str]] = field(default_factory=list)
@@ -55,13 +67,7 @@ class Streamer(Recorder):
         assert context.message is not None and context.task_id and context.context_id
         self.record(context)
         text = "".join(p.text for p in context.message.parts)
-        await event_queue.enqueue_event(
-            Task(
-                id=context.task_id,
-                context_id=context.context_id,
-                status=TaskStatus(state=TaskState.TASK_STATE_SUBMITTED),
-            )
-        )
+        await submitted(context, event_queue)
         updater = TaskUpdater(event_queue, context.task_id, context.context_id)
         await updater.start_work()
         for n, chunk in enumerate(("echo: ", text, " (done", ")")):
@@ -88,13 +94,7 @@ class Asker(Recorder):
         updater = TaskUpdater(event_queue, context.task_id, context.context_id)
         if context.current_task is None:
             self.requests[context.task_id] = text
-            await event_queue.enqueue_event(
-                Task(
-                    id=context.task_id,
-                    context_id=context.context_id,
-                    status=TaskStatus(state=TaskState.TASK_STATE_SUBMITTED),
-                )
-            )
+            await submitted(context, event_queue)
             await updater.requires_input(updater.new_agent_message([Part(text=QUESTION)]))
             return
         await updater.start_work()
@@ -113,13 +113,7 @@ class Gate(Recorder):
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         assert context.task_id and context.context_id
         self.record(context)
-        await event_queue.enqueue_event(
-            Task(
-                id=context.task_id,
-                context_id=context.context_id,
-                status=TaskStatus(state=TaskState.TASK_STATE_SUBMITTED),
-            )
-        )
+        await submitted(context, event_queue)
         updater = TaskUpdater(event_queue, context.task_id, context.context_id)
         await updater.start_work()
         self.started.set()

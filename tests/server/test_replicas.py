@@ -37,13 +37,21 @@ async def postgres_url() -> AsyncIterator[str]:
         pytest.skip(f"PostgreSQL not reachable: {exc}")
 
 
-async def test_start_on_one_replica_approve_on_the_other(tmp_path: Path, postgres_url: str) -> None:
-    deploys = Deployments()
+def replicas_config(postgres_url: str, agent: str, tool: str, relay: bool) -> dict[str, Any]:
+    """One agent with one tool on the shared PostgreSQL; *relay*: task events through Redis too."""
     cfg: dict[str, Any] = {
         "llms": {"t": {"type": "test"}},
         "session_stores": {"main": {"backend": "sql", "url": postgres_url}},
-        "agents": {"ops": {"llm": "t", "tools": ["deploy"]}},
+        "agents": {agent: {"llm": "t", "tools": [tool]}},
     }
+    if relay:
+        cfg["server"] = {"event_relay": {"enabled": True, "redis_url": "redis://127.0.0.1:6379/0"}}
+    return cfg
+
+
+async def test_start_on_one_replica_approve_on_the_other(tmp_path: Path, postgres_url: str) -> None:
+    deploys = Deployments()
+    cfg = replicas_config(postgres_url, "ops", "deploy", relay=False)
     tools = {"deploy": deploys.tool()}
     async with (
         running_hector(cfg, tmp_path / "a", tools) as url_a,
@@ -72,12 +80,7 @@ async def test_start_on_one_replica_approve_on_the_other(tmp_path: Path, postgre
 async def test_subscribe_on_the_other_replica(tmp_path: Path, postgres_url: str) -> None:
     """SubscribeToTask on replica B streams the rest of a task running on replica A (via Redis)."""
     gate = Gate()
-    cfg: dict[str, Any] = {
-        "llms": {"t": {"type": "test"}},
-        "session_stores": {"main": {"backend": "sql", "url": postgres_url}},
-        "agents": {"echo": {"llm": "t", "tools": ["slow"]}},
-        "server": {"event_relay": {"enabled": True, "redis_url": "redis://127.0.0.1:6379/0"}},
-    }
+    cfg = replicas_config(postgres_url, "echo", "slow", relay=True)
     tools = {"slow": gate}
     async with (
         running_hector(cfg, tmp_path / "a", tools) as url_a,
@@ -123,13 +126,7 @@ async def test_cancel_on_the_other_replica_stops_the_run(
     and its client sees CANCELED, and the answer A would have given never lands. With the Redis
     relay A stops at once, in the middle of the tool call; without it, at its next write."""
     gate = Gate()
-    cfg: dict[str, Any] = {
-        "llms": {"t": {"type": "test"}},
-        "session_stores": {"main": {"backend": "sql", "url": postgres_url}},
-        "agents": {"echo": {"llm": "t", "tools": ["slow"]}},
-    }
-    if relay:
-        cfg["server"] = {"event_relay": {"enabled": True, "redis_url": "redis://127.0.0.1:6379/0"}}
+    cfg = replicas_config(postgres_url, "echo", "slow", relay)
     async with (
         running_hector(cfg, tmp_path / "a", {"slow": gate}) as url_a,
         running_hector(cfg, tmp_path / "b", {"slow": gate}) as url_b,
@@ -164,12 +161,7 @@ async def test_cancel_on_the_other_replica_stops_the_run(
 async def test_cancel_on_the_running_replica_with_the_relay(tmp_path: Path, postgres_url: str) -> None:
     """The relay's cancel notice for a local cancel does not stop the run a second time."""
     gate = Gate()
-    cfg: dict[str, Any] = {
-        "llms": {"t": {"type": "test"}},
-        "session_stores": {"main": {"backend": "sql", "url": postgres_url}},
-        "agents": {"echo": {"llm": "t", "tools": ["slow"]}},
-        "server": {"event_relay": {"enabled": True, "redis_url": "redis://127.0.0.1:6379/0"}},
-    }
+    cfg = replicas_config(postgres_url, "echo", "slow", relay=True)
     async with running_hector(cfg, tmp_path, {"slow": gate}) as url, httpx.AsyncClient(timeout=30) as http:
         client = await client_for(url, "echo", binding="JSONRPC", version="1.0", streaming=True, http=http)
         stream = client.send_message(request("please use slow", "c-local"))
