@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from qdrant_client import AsyncQdrantClient, models
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from hector.cli import main
 from hector.config import parse_config
 from hector.config.schema import VectorStoreConfig
 from hector.errors import VectorStoreError
@@ -342,3 +344,22 @@ async def test_document_store_on_qdrant_finds_the_right_file(tmp_path: Path) -> 
     # The second start finds the vectors in the folder: nothing to re-embed.
     vector_store = {"type": "qdrant", "path": "qdrant-data"}
     await index_and_search_folder(vector_store, tmp_path, QdrantVectorStore, starts=2)
+
+
+def test_document_stores_sharing_one_collection_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`hector validate` says it: two document stores cannot fill a vector store's one collection."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    data: dict[str, Any] = {
+        "vector_stores": {"q": {"type": "qdrant", "path": str(tmp_path / "q"), "collection": "kb"}},
+        "document_stores": {"one": {"path": str(tmp_path / "a")}, "two": {"path": str(tmp_path / "b")}},
+    }
+    config = tmp_path / "hector.yaml"
+    config.write_text(yaml.safe_dump(data))
+    assert main(["validate", str(config)]) == 1
+    assert "document stores ['one', 'two'] would mix their chunks in it" in capsys.readouterr().err
+    del data["document_stores"]["two"]
+    config.write_text(yaml.safe_dump(data))
+    assert main(["validate", str(config)]) == 0

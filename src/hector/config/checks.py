@@ -191,6 +191,26 @@ def retrieval_problems(agent_id: str, agent: AgentConfig, cfg: Config) -> tuple[
     return errors, warnings
 
 
+def _shared_collections(cfg: Config) -> list[str]:
+    """A vector store's ``collection`` setting makes it keep one collection, which only one document
+    store may fill: two would overwrite and delete each other's chunks (the back end refuses the
+    second at run time; this says so before start-up)."""
+    pool = cfg.vector_stores
+    users: dict[str, list[str]] = {}
+    for doc_id, doc in cfg.document_stores.items():
+        name = doc.vector_store or cfg.defaults.vector_store or (next(iter(pool)) if len(pool) == 1 else None)
+        vectors = pool.get(name) if name else None
+        if name and vectors is not None and vectors.type != "embedded" and vectors.collection:
+            users.setdefault(name, []).append(doc_id)
+    return [
+        f"vector store {name!r}: its collection setting ({pool[name].collection!r}) keeps one "
+        f"collection, and document stores {sorted(stores)} would mix their chunks in it; remove "
+        "collection (each store gets its own) or give each document store its own vector store"
+        for name, stores in users.items()
+        if len(stores) > 1
+    ]
+
+
 def check_config(cfg: Config, extra_tools: Collection[str] = ()) -> tuple[list[str], list[str]]:
     """Return ``(errors, warnings)`` for references and combinations across sections.
 
@@ -299,6 +319,8 @@ def check_config(cfg: Config, extra_tools: Collection[str] = ()) -> tuple[list[s
         found_errors, found_warnings = source_problems(owner, doc)
         errors += found_errors
         warnings += found_warnings
+
+    errors += _shared_collections(cfg)
 
     auth = cfg.server.auth
     internal = [a for a, c in cfg.agents.items() if c.visibility == "internal"]
