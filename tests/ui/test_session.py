@@ -145,8 +145,11 @@ def test_reload_restores_the_conversation(page: Page, llm_server: ScriptedLLMSer
         page.get_by_role("button", name="New chat").click()
         expect(page.get_by_test_id("user-message")).to_have_count(0)
         expect(page.get_by_text("No tasks yet.")).to_be_visible()
+        # Saved once the page has drawn it (an effect): wait for it, not for the drawing.
+        page.wait_for_function(
+            "old => JSON.parse(sessionStorage.getItem('hector.chat')).contextId !== old", arg=context_id
+        )
         fresh = saved_context(page)
-        assert fresh != context_id
         page.reload()
         expect(page.locator(".context")).to_have_text(fresh[:8])
         expect(page.get_by_text("Ask helper something.")).to_be_visible()

@@ -118,6 +118,7 @@ async function call(path: string, init: RequestInit): Promise<Response> {
   try {
     response = await fetch(path, init);
   } catch (exc) {
+    if (init.signal?.aborted) throw exc; // we hung up ourselves: nothing to report
     throw new ApiError(`Cannot reach the server (${(exc as Error).message})`, 0);
   }
   if (!response.ok) throw await failure(response);
@@ -135,15 +136,21 @@ export async function discover(token: string | null): Promise<AgentCard[]> {
   return body.agents ?? [];
 }
 
-/** The agent's JSON-RPC endpoint, as a path on this server (the card may name another host,
- *  e.g. `server.base_url`, which the page's content security policy would not let it reach). */
+/** The agent's JSON-RPC endpoint relative to the page, which Hector serves at its own root:
+ *  `agents/<id>`. The card's URL may name another host, which the page's content security policy
+ *  would not let it reach, or carry a path prefix the page's own URL already has (a
+ *  `server.base_url` such as `https://example.com/hector`). */
 export function endpointOf(card: AgentCard): string {
   const jsonrpc = card.supportedInterfaces?.find(
     (i) => i.protocolBinding === "JSONRPC" && i.protocolVersion === "1.0",
   );
-  const url = jsonrpc?.url ?? card.url ?? "";
-  const path = new URL(url, document.baseURI).pathname;
-  return path.replace(/^\/+/, "");
+  let path: string;
+  try {
+    path = new URL(jsonrpc?.url ?? card.url ?? "", document.baseURI).pathname;
+  } catch {
+    return ""; // not a URL: the agent cannot be talked to, but the page still works
+  }
+  return /(?:^|\/)(agents\/[^/]+)\/?$/.exec(path)?.[1] ?? path.replace(/^\/+/, "");
 }
 
 let nextId = 1;
@@ -205,15 +212,26 @@ export function subscribeTask(
   return stream(endpoint, token, "SubscribeToTask", { id }, signal);
 }
 
-async function unary<T>(endpoint: string, token: string | null, method: string, params: unknown): Promise<T> {
-  const response = await call(endpoint, { method: "POST", headers: headers(token, true), body: rpc(method, params) });
-  return rpcResult<T>(await response.json());
+async function unary<T>(
+  endpoint: string,
+  token: string | null,
+  method: string,
+  params: unknown,
+  signal?: AbortSignal,
+): Promise<T> {
+  const init = { method: "POST", headers: headers(token, true), body: rpc(method, params), signal };
+  return rpcResult<T>(await (await call(endpoint, init)).json());
 }
 
 /** The conversation's tasks (the latest 100), with their whole history and artifacts. */
 export async function listTasks(endpoint: string, token: string | null, contextId: string): Promise<Task[]> {
   const params = { contextId, includeArtifacts: true, pageSize: 100 };
   return (await unary<{ tasks?: Task[] }>(endpoint, token, "ListTasks", params)).tasks ?? [];
+}
+
+/** The task as it stands, with its history and artifacts (to pick up after a lost stream). */
+export function getTask(endpoint: string, token: string | null, id: string, signal?: AbortSignal): Promise<Task> {
+  return unary<Task>(endpoint, token, "GetTask", { id }, signal);
 }
 
 export function cancelTask(endpoint: string, token: string | null, id: string): Promise<Task> {

@@ -9,14 +9,16 @@ import {
   cancelTask,
   discover,
   endpointOf,
+  getTask,
   listTasks,
   newId,
   streamMessage,
   subscribeTask,
   whoami,
 } from "./api";
+import { type Reconnect, follow } from "./follow";
 import { describe, saveChat, savedChat, signInAgain, storeToken, storedToken } from "./session";
-import { type Turn, applyEvent, conversationOrder, decide, newTurn, turnFromTask } from "./turn";
+import { type Turn, applyEvent, conversationOrder, decide, newTurn, refreshed, turnFromTask } from "./turn";
 import { Composer, History, SignIn, TurnView } from "./views";
 
 export function App() {
@@ -33,6 +35,8 @@ export function App() {
   const [selected, setSelected] = useState<string | null>(null);
   const [stopping, setStopping] = useState(false);
   const chat = useRef<HTMLDivElement>(null);
+  /** The streams this page follows: a new conversation or identity hangs them all up. */
+  const streams = useRef(new Set<AbortController>());
 
   /** The key or token was refused: forget it and ask for another (the page stays usable). */
   const signedOut = useCallback((exc: ApiError, typed: boolean) => {
@@ -80,27 +84,44 @@ export function App() {
   const update = (key: string, change: (turn: Turn) => Turn) =>
     setTurns((all) => all.map((t) => (t.key === key ? change(t) : t)));
 
-  /** Applies a task's events to the turn *key* until the stream ends. A resubscription
-   *  (*fresh*) starts with the task as it stands, which replaces what the turn showed. */
-  const run = async (key: string, events: AsyncGenerator<StreamResponse>, fresh = false) => {
+  /** A call refused with 401: the key or token stopped working (expired, revoked), so back to
+   *  what anyone may see; without one, the reason to sign in. */
+  const refused = (exc: unknown) => {
+    if (!(exc instanceof ApiError) || exc.status !== 401) return;
+    if (token) {
+      signedOut(exc, false);
+      void load(null, false);
+    } else {
+      setSignInError(signInAgain(exc, false));
+    }
+  };
+
+  /** Applies a task's events to the turn *key* until the task settles, picking the task up again
+   *  when the stream breaks off (see follow). A resubscription (*from.fresh*) starts with the
+   *  task as it stands, which replaces what the turn showed. */
+  const run = async (
+    key: string,
+    open: (signal: AbortSignal) => AsyncGenerator<StreamResponse>,
+    from: { taskId?: string; fresh?: boolean } = {},
+  ) => {
+    const hangUp = new AbortController();
+    const { signal } = hangUp;
+    streams.current.add(hangUp);
+    const reconnect: Reconnect = {
+      getTask: (id) => getTask(endpoint, token, id, signal),
+      subscribe: (id) => subscribeTask(endpoint, token, id, signal),
+      pause: (n) => new Promise((resolve) => setTimeout(resolve, 1000 * 2 ** n)),
+    };
     try {
-      for await (const event of events) {
-        update(key, (turn) =>
-          fresh && event.task ? { ...turnFromTask(event.task), key, streaming: true } : applyEvent(turn, event),
-        );
+      for await (const { event, fresh } of follow(open(signal), reconnect, from, signal)) {
+        update(key, (turn) => (fresh && event.task ? refreshed(turn, event.task) : applyEvent(turn, event)));
       }
     } catch (exc) {
+      if (signal.aborted) return; // its conversation was left: nobody is shown this turn
       update(key, (turn) => ({ ...turn, error: describe(exc) }));
-      if (exc instanceof ApiError && exc.status === 401) {
-        if (token) {
-          // The key or token stopped working (expired, revoked): back to what anyone may see.
-          signedOut(exc, false);
-          void load(null, false);
-        } else {
-          setSignInError(signInAgain(exc, false));
-        }
-      }
+      refused(exc);
     } finally {
+      streams.current.delete(hangUp);
       update(key, (turn) => ({ ...turn, streaming: false }));
     }
   };
@@ -118,11 +139,12 @@ export function App() {
         if (!current || tasks.length === 0) return;
         const restored = tasks.map(turnFromTask);
         const live = new Set(["submitted", "working"]);
-        const follow = restored.filter((t) => live.has(t.state));
-        for (const turn of follow) turn.streaming = true;
+        const running = restored.filter((t) => live.has(t.state));
+        for (const turn of running) turn.streaming = true;
         setTurns((all) => (all.length ? all : restored)); // the user was quicker: keep theirs
-        for (const turn of follow) {
-          void run(turn.key, subscribeTask(endpoint, token, turn.taskId as string), true);
+        for (const turn of running) {
+          const taskId = turn.taskId as string;
+          void run(turn.key, (signal) => subscribeTask(endpoint, token, taskId, signal), { taskId, fresh: true });
         }
       } catch (exc) {
         if (current) setBanner(`Cannot load this conversation: ${describe(exc)}`);
@@ -146,7 +168,7 @@ export function App() {
     setSelected(null);
     setTurns((all) => [...all, newTurn(key, text, contextId)]);
     const message = { messageId: newId(), role: "ROLE_USER", parts: [{ text }], contextId };
-    void run(key, streamMessage(endpoint, token, message));
+    void run(key, (signal) => streamMessage(endpoint, token, message, signal));
   };
 
   const answer = (turn: Turn, decision: "approve" | "deny") => {
@@ -158,7 +180,7 @@ export function App() {
       contextId: turn.contextId,
       parts: [{ data: { decision } }],
     };
-    void run(turn.key, streamMessage(endpoint, token, message));
+    void run(turn.key, (signal) => streamMessage(endpoint, token, message, signal), { taskId: turn.taskId });
   };
 
   const streaming = turns.find((t) => t.streaming);
@@ -172,12 +194,15 @@ export function App() {
       update(streaming.key, (turn) => applyEvent(turn, { task }));
     } catch (exc) {
       update(streaming.key, (turn) => ({ ...turn, error: `Cannot stop: ${describe(exc)}` }));
+      refused(exc);
     } finally {
       setStopping(false);
     }
   };
 
   const startOver = () => {
+    for (const stream of streams.current) stream.abort();
+    streams.current.clear();
     setContextId(newId());
     setTurns([]);
     setSelected(null);

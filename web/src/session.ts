@@ -43,7 +43,8 @@ export function describe(exc: unknown): string {
   if (exc instanceof ApiError) {
     if (exc.status === 401) return `Not authorized: ${exc.message}`;
     if (exc.status === 429) return `Too many requests: ${exc.message}`;
-    return exc.status ? `Error ${exc.status}: ${exc.message}` : exc.message;
+    // 200: the call went through and the agent answered with a JSON-RPC error.
+    return exc.status && exc.status !== 200 ? `Error ${exc.status}: ${exc.message}` : exc.message;
   }
   return exc instanceof Error ? exc.message : String(exc);
 }

@@ -28,8 +28,13 @@ describe("sseData", () => {
     expect(await collect(["data: one\r", "\n\r\ndata:two\r\r"])).toEqual(["one", "two"]);
   });
 
-  it("joins multi-line data and keeps a last event without a blank line", async () => {
-    expect(await collect(["data: a\ndata: b\n\ndata: tail"])).toEqual(["a\nb", "tail"]);
+  it("joins multi-line data", async () => {
+    expect(await collect(["data: a\ndata: b\n\n"])).toEqual(["a\nb"]);
+  });
+
+  it("discards an event cut off by the end of the stream", async () => {
+    expect(await collect(['data: {"a":1}\n\ndata: {"b":', "2"])).toEqual(['{"a":1}']);
+    expect(await collect(['data: {"a":1}\n\ndata: {"b":2}\n'])).toEqual(['{"a":1}']);
   });
 
   it("decodes UTF-8 split across chunks", async () => {

@@ -9,7 +9,11 @@ export async function* sseData(body: ReadableStream<Uint8Array>): AsyncGenerator
   try {
     for (;;) {
       const { value, done } = await reader.read();
-      if (done) break;
+      if (done) {
+        // A held-back "\r" is a line end after all: the blank line that completes the event.
+        if (buffer === "\r" && data.length) yield data.join("\n");
+        break;
+      }
       buffer += decoder.decode(value, { stream: true });
       // Lines end with \n, \r\n or \r; a trailing \r may be the first half of \r\n, so it waits.
       const lines = buffer.split(/\r\n|\n|\r(?!$)/);
@@ -24,8 +28,8 @@ export async function* sseData(body: ReadableStream<Uint8Array>): AsyncGenerator
         // Comments (":" keep-alives), event names, ids and retry hints carry nothing we use.
       }
     }
-    if (buffer.startsWith("data:")) data.push(buffer.slice(buffer.startsWith("data: ") ? 6 : 5));
-    if (data.length) yield data.join("\n");
+    // An event is complete only at its blank line: one cut off by the end of the stream (a
+    // dropped connection) is discarded, as the SSE standard says, and never half-parsed.
   } finally {
     reader.releaseLock();
   }

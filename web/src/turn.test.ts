@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { StreamResponse } from "./api";
 import type { Task } from "./api";
-import { applyEvent, conversationOrder, decide, newTurn, turnFromTask } from "./turn";
+import { applyEvent, conversationOrder, decide, newTurn, refreshed, turnFromTask } from "./turn";
 
 const T = "task-1";
 
@@ -244,5 +244,20 @@ describe("conversationOrder", () => {
     ]);
     // x came from elsewhere (another client on the same contextId): it keeps its place.
     expect(conversationOrder([task("b"), task("x"), task("a")], ["b", "a"]).map((t) => t.id)).toEqual(["b", "x", "a"]);
+  });
+});
+
+describe("refreshed", () => {
+  it("shows the task as it stands, keeping the turn's key and question", () => {
+    const before = run([{ task: { id: T, contextId: "ctx", status: { state: "TASK_STATE_SUBMITTED" } } }]);
+    const task: Task = {
+      id: T,
+      contextId: "ctx",
+      status: { state: "TASK_STATE_WORKING" },
+      artifacts: [{ artifactId: "response", parts: [{ text: "Half an ans" }] }],
+    };
+    const after = refreshed(before, task);
+    expect(after).toMatchObject({ key: "k", user: "hi", taskId: T, state: "working", streaming: true });
+    expect(after.items).toEqual([{ kind: "text", text: "Half an ans", artifactId: "response" }]);
   });
 });

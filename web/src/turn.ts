@@ -225,6 +225,13 @@ export function turnFromTask(task: Task): Turn {
   return task.status ? withStatus(turn, task.status) : turn;
 }
 
+/** *turn* shown afresh from its *task* as it stands (a resubscription, a lost stream picked up
+ *  again); it keeps its question when the task's history does not carry it. */
+export function refreshed(turn: Turn, task: Task): Turn {
+  const fresh = turnFromTask(task);
+  return { ...fresh, key: turn.key, user: fresh.user || turn.user, streaming: true };
+}
+
 /** The tasks of a conversation in the order they were asked. The server lists them by last
  *  update, newest first; tasks this tab started (*asked*, in order) keep the order they were
  *  asked in, in the places such tasks take in the oldest-update-first list. */
