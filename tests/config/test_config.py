@@ -96,8 +96,18 @@ def test_unset_variable_without_default_names_variable_and_key(
     assert isinstance(info.value, ConfigError)
     message = info.value.message
     assert "HECTOR_CFGTEST_MISSING" in message
-    assert message.startswith(f"{path}:")
+    assert message.startswith(f"test.yaml: invalid configuration:\n  {path}:")
     assert "${HECTOR_CFGTEST_MISSING:-default}" in message  # tells the user how to give a default
+
+
+def test_every_unset_variable_is_reported_at_once(unset_env: Unset) -> None:
+    unset_env("HECTOR_CFGTEST_MISSING", "HECTOR_CFGTEST_MISSING2")
+    data = {
+        "llms": {"a": {"api_key": "${HECTOR_CFGTEST_MISSING}", "host": "https://${HECTOR_CFGTEST_MISSING2}"}}
+    }
+    message = config_error(data)
+    assert "llms.a.api_key: environment variable 'HECTOR_CFGTEST_MISSING' is not set" in message
+    assert "llms.a.host: environment variable 'HECTOR_CFGTEST_MISSING2' is not set" in message
 
 
 def test_unset_variable_fails_validate(
@@ -108,7 +118,7 @@ def test_unset_variable_fails_validate(
     code, _, err = run_cli(capsys, "validate", str(path))
     assert code == 1
     assert "HECTOR_CFGTEST_MISSING" in err
-    assert "llms.main.api_key" in squash(err)
+    assert squash(f"{path}: invalid configuration: llms.main.api_key: environment variable") in squash(err)
 
     code, out, _ = run_cli(capsys, "validate", str(path), "--format", "json")
     assert code == 1
@@ -292,6 +302,20 @@ def test_agent_prompt_system_prompt_is_not_the_instruction() -> None:
             "endpoint",
         ),
         ({"server": {"cors": {"allowed_origin": ["*"]}}}, "server.cors.allowed_origin", "allowed_origins"),
+        # Alternative spellings and YAML names that differ from the field's are suggested too.
+        ({"llms": {"x": {"provder": "openai"}}}, "llms.x.provder", "provider"),
+        (
+            {"agents": {"a": {"structured_output": {"schema": {}, "schem": 1}}}},
+            "agents.a.structured_output.schem",
+            "schema",
+        ),
+        # An entry named like a key of its section ("tools") is still an entry.
+        ({"agents": {"tools": {"visiblity": "public"}}}, "agents.tools.visiblity", "visibility"),
+        (
+            {"document_stores": {"d": {"sql_tables": [{"tabel": "t"}]}}},
+            "document_stores.d.sql_tables.0.tabel",
+            "table",
+        ),
     ],
 )
 def test_unknown_key_names_path_and_suggests(data: dict[str, Any], where: str, suggestion: str) -> None:
@@ -310,6 +334,13 @@ def test_every_unknown_key_is_reported_at_once() -> None:
     message = config_error({"agents": {"a": {"instructon": "x"}}, "llms": {"x": {"modle": "m"}}})
     assert "agents.a.instructon" in message
     assert "llms.x.modle" in message
+
+
+def test_missing_key_and_wrong_kind_say_what_to_do() -> None:
+    message = config_error({"server": {"tls": {"cert_file": "c.pem"}}, "agents": {"a": "helper", "b": None}})
+    assert "server.tls.key_file: required key is missing; add it" in message
+    assert "agents.a: expected a mapping of keys, got text" in message
+    assert "Input should be" not in message
 
 
 # --- values --------------------------------------------------------------------------------
@@ -341,18 +372,29 @@ def test_durations(value: Any, seconds: float) -> None:
     cfg = parse_config(
         {
             "tools": {"t": {"type": "command", "max_execution_time": value}},
-            "server": {"auth": {"refresh_interval": value}},
+            "server": {"task_lease_interval": value},
         }
     ).config
     assert cfg.tools["t"].max_execution_time == seconds
-    assert cfg.server.auth.refresh_interval == seconds
+    assert cfg.server.task_lease_interval == seconds
 
 
-@pytest.mark.parametrize("value", ["abc", "30x", "", True])
+@pytest.mark.parametrize("value", ["abc", "30x", "", True, -5, "-5s"])
 def test_invalid_duration(value: Any) -> None:
     message = config_error({"tools": {"t": {"type": "command", "max_execution_time": value}}})
     assert "tools.t.max_execution_time:" in message
     assert "duration" in message
+
+
+def test_jwks_refresh_interval_is_at_least_a_minute() -> None:
+    # Every refresh is a request to the issuer: 0 would make every authenticated request one.
+    for value in (0, "30s"):
+        message = config_error({"server": {"auth": {"refresh_interval": value}}})
+        assert "server.auth.refresh_interval: must be at least 1m" in message
+    assert (
+        parse_config({"server": {"auth": {"refresh_interval": "1m"}}}).config.server.auth.refresh_interval
+        == 60
+    )
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,14 @@ def expect(name: str) -> Callable[[Check], Check]:
     return register
 
 
+def given_twice(key: str, line: int, first: int) -> str:
+    """The warning for a key YAML keeps only the last of (the seed's Good/Bad pairs share one)."""
+    return (
+        f"line {line}: key {key!r} is given twice in one mapping (first at line {first}); only this "
+        f"last one counts, so put everything under one {key!r}"
+    )
+
+
 def secret(value: SecretStr | None) -> str | None:
     return None if value is None else value.get_secret_value()
 
@@ -259,6 +267,7 @@ def _(loaded: LoadedConfig, env: dict[str, str]) -> None:
     llms = loaded.config.llms
     assert list(llms) == ["default"]
     assert secret(llms["default"].api_key) == "sk-proj-abc123..."
+    assert loaded.warnings == [given_twice("llms", 7, 2)]
 
 
 @expect("security_17_cors.yaml")
@@ -308,6 +317,7 @@ def _(loaded: LoadedConfig, env: dict[str, str]) -> None:
     agents = loaded.config.agents
     assert list(agents) == ["reader"]
     assert agents["reader"].tools == ["read_file", "write_file", "execute_command", "web_request"]
+    assert loaded.warnings == [given_twice("agents", 7, 2)]
 
 
 @expect("security_23_agent_isolation.yaml")
@@ -329,6 +339,7 @@ def _(loaded: LoadedConfig, env: dict[str, str]) -> None:
     assert tool.deny_by_default is False
     assert tool.denied_commands == ["rm"]
     assert tool.allowed_commands is None
+    assert loaded.warnings == [given_twice("tools", 8, 2)]
 
 
 @expect("security_25_secure_production.yaml")
@@ -522,7 +533,8 @@ def _(loaded: LoadedConfig, env: dict[str, str]) -> None:
     llm = llms["internal_llm"]
     assert (llm.type, llm.host, llm.ca_certificate) == ("openai", "https://llm.internal.company.com", CA)
     assert llm.insecure_skip_verify is False
-    assert loaded.warnings == [missing_ca("llms.internal_llm")]
+    # The user is told that the public service's entry was dropped.
+    assert loaded.warnings == [given_twice("llms", 8, 2), missing_ca("llms.internal_llm")]
 
 
 @expect("tls_10_fragment_ca_certificate.yaml")

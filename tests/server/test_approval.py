@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 from a2a.helpers.proto_helpers import get_text_parts
 from a2a.types.a2a_pb2 import GetTaskRequest, Message, Part, Role, SendMessageRequest, TaskState
 from google.protobuf.json_format import MessageToDict, ParseDict
@@ -19,6 +20,7 @@ from tests.llm_server import ScriptedCall, ScriptedLLMServer
 from tests.server.test_a2a import client_for, final_text, request
 from tests.server.test_llm_e2e import event_types, llm_config
 
+SEEDS = Path(__file__).resolve().parent.parent / "fixtures" / "seeds"
 KEY_A, KEY_B = "key-alice-0123456789", "key-bob-9876543210"
 
 
@@ -221,3 +223,28 @@ async def test_text_said_before_an_approved_call_is_stored_with_it(
     ]
     assert [get_text_parts(a.parts) for a in task.artifacts] == [["Deployed to prod."]]
     assert deploys.done == ["prod"]
+
+
+async def test_seed_approval_prompts_name_the_file_and_the_command(tmp_path: Path) -> None:
+    """security.md, Tool Approval: "Allow writing to {file}?" and "Execute: {command}?"."""
+    seed = yaml.safe_load((SEEDS / "security_11_tool_approval.yaml").read_text(encoding="utf-8"))
+    cfg = {
+        "llms": {"t": {"type": "test"}},
+        "tools": seed["tools"],
+        "agents": {"ops": {"llm": "t", "tools": ["write_file", "execute_command"]}},
+    }
+    async with running_hector(cfg, tmp_path) as url, httpx.AsyncClient(timeout=30) as http:
+        client = await client_for(url, "ops", binding="JSONRPC", version="1.0", streaming=False, http=http)
+        write = 'use write_file {"path": "notes.txt", "content": "hi"}'
+        task_id, prompt, _ = paused([e async for e in client.send_message(request(write, "c-file"))])
+        assert prompt == "Allow writing to notes.txt?"
+        done = [e async for e in client.send_message(answer(task_id, "c-file", decision="approve"))]
+        assert final_text(done)[0] == TaskState.TASK_STATE_COMPLETED
+        assert (tmp_path / "notes.txt").read_text() == "hi"
+
+        command = 'use execute_command {"command": "echo hello"}'
+        task_id, prompt, _ = paused([e async for e in client.send_message(request(command, "c-cmd"))])
+        assert prompt == "Execute: echo hello?"
+        done = [e async for e in client.send_message(answer(task_id, "c-cmd", decision="deny"))]
+        assert "TOOL_EXECUTION_DENIED" in final_text(done)[1]
+        await client.close()

@@ -107,13 +107,51 @@ async def test_subscribe_on_the_other_replica(tmp_path: Path, postgres_url: str)
         rest = [e async for e in stream]
         await asyncio.wait_for(follower, 10)
         assert final_text(followed)[:2] == (TaskState.TASK_STATE_COMPLETED, "Tool slow returned: done")
-        # B got exactly the events A streamed after the snapshot, from the tool's result on.
+        # B got exactly the events A streamed after the snapshot, the tool's result among them (and
+        # its call too when A had not stored and relayed that yet as B subscribed).
         tail = followed[1:]
         assert tail == rest[-len(tail) :], [kind(e) for e in followed]
-        results = [
-            p for e in tail if e.HasField("status_update") for p in e.status_update.status.message.parts
-        ]
-        assert [p.data.struct_value["content"] for p in results if p.HasField("data")] == ["done"]
+        parts = [p for e in tail if e.HasField("status_update") for p in e.status_update.status.message.parts]
+        data = [p for p in parts if p.HasField("data")]
+        results = [p.data.struct_value for p in data if p.metadata["event_type"] == "tool_result"]
+        assert [r["content"] for r in results] == ["done"]
+        await a.close()
+        await b.close()
+
+
+async def test_paused_on_one_replica_approved_and_followed_on_the_other(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """A task paused for approval on A, approved on B, goes on on B: SubscribeToTask on A follows it
+    there (A's run of it ended at the pause)."""
+    gate = Gate()
+    gate.require_approval = True
+    cfg = replicas_config(postgres_url, "echo", "slow", relay=True)
+    async with (
+        running_hector(cfg, tmp_path / "a", {"slow": gate}) as url_a,
+        running_hector(cfg, tmp_path / "b", {"slow": gate}) as url_b,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        a = await client_for(url_a, "echo", binding="JSONRPC", version="1.0", streaming=True, http=http)
+        b = await client_for(url_b, "echo", binding="HTTP+JSON", version="1.0", streaming=True, http=http)
+        task_id, _, _ = paused([e async for e in a.send_message(request("please use slow", "c-moved"))])
+        approved = b.send_message(answer(task_id, "c-moved", decision="approve"))
+        await anext(approved)
+        await asyncio.wait_for(gate.entered.wait(), 10)
+        followed: list[StreamResponse] = []
+
+        async def follow() -> None:
+            async for event in a.subscribe(SubscribeToTaskRequest(id=task_id)):
+                followed.append(event)
+
+        follower = asyncio.create_task(follow())
+        await wait_until(lambda: bool(followed))
+        assert followed[0].task.status.state == TaskState.TASK_STATE_WORKING
+        await asyncio.sleep(0.3)  # A is listening
+        gate.release.set()
+        assert final_text([e async for e in approved])[0] == TaskState.TASK_STATE_COMPLETED
+        await asyncio.wait_for(follower, 10)
+        assert final_text(followed)[:2] == (TaskState.TASK_STATE_COMPLETED, "Tool slow returned: done")
         await a.close()
         await b.close()
 

@@ -39,7 +39,9 @@ class CancelWatch:
     @contextlib.asynccontextmanager
     async def track(self, task_id: str) -> AsyncIterator[None]:
         """The current asyncio task runs *task_id* for the block: a cancel notice cancels it."""
-        if self._listener is None:  # the first run starts listening (the server's event loop)
+        # The first run starts listening (the server's event loop); so does a run after the
+        # listener died of an error it could not retry.
+        if self._listener is None or self._listener.done():
             self._listener = asyncio.create_task(self._listen(), name="hector-task-cancels")
         run = asyncio.current_task()
         assert run is not None
@@ -49,6 +51,10 @@ class CancelWatch:
         finally:
             if self._runs.get(task_id) is run:
                 del self._runs[task_id]
+
+    def running(self, task_id: str) -> bool:
+        """Whether a run of *task_id* is going on in this process."""
+        return task_id in self._runs
 
     def stopped(self, task_id: str) -> bool:
         """Whether this watch canceled the run of *task_id* (asked once, by the run)."""
@@ -79,7 +85,7 @@ class CancelWatch:
                     await pubsub.subscribe(CHANNEL)
                     async for message in pubsub.listen():
                         if message["type"] == "message":
-                            self._stop(message["data"].decode())
+                            self._stop(message["data"].decode(errors="replace"))
                 finally:
                     await pubsub.aclose()
             except RedisError as exc:  # runs still stop at their next write (see above)

@@ -43,7 +43,7 @@ from hector.agent.remote import RemoteAgent
 from hector.errors import AgentRunError, ProviderError
 from hector.messages import AgentEvent, ApprovalRequiredEvent, FinalEvent
 from hector.stores.checkpoints import Checkpoint, InterruptedCalls
-from hector.stores.leases import TaskLeases
+from hector.stores.leases import LeaseLost, TaskLeases
 from hector.stores.quotas import QuotaExceeded
 from hector.stores.sessions import SessionAccessError
 
@@ -221,6 +221,8 @@ class HectorAgentExecutor(AgentExecutor):
         try:
             async with lease, watched:
                 await self._publish_events(events, updater, task_id, streamed)
+        except LeaseLost:
+            return  # another replica took the task over and runs it: nothing more is written here
         except asyncio.CancelledError:
             if self.cancels is None or not self.cancels.stopped(task_id):
                 raise

@@ -43,7 +43,8 @@ def _shown(value: Any) -> str:
 
 
 def format_prompt(template: str | None, call: ToolCall) -> str:
-    """Fill ``{arg}`` (and ``{tool}``, ``{input}``) from the call; unknown names stay as written.
+    """Fill ``{arg}`` (and ``{tool}``, ``{input}``, ``{file}`` for ``path``) from the call; unknown
+    names stay as written.
 
     A plain substitution rather than ``str.format``: the template must not be able to reach
     attributes of the values (``{x.__class__}``) or fail on stray braces.
@@ -55,6 +56,9 @@ def format_prompt(template: str | None, call: ToolCall) -> str:
             "Please respond with: approve or deny"
         )
     values = {"tool": call.name, "input": _shown(call.arguments)}
+    if "path" in call.arguments:
+        # The seed's write_file example asks "Allow writing to {file}?"; the file tools call it path.
+        values["file"] = _shown(call.arguments["path"])
     values.update({k: _shown(v) for k, v in call.arguments.items()})
     return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 

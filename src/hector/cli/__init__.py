@@ -21,6 +21,7 @@ from hector.cli.render import Printer
 from hector.cli.tasks import task_app
 from hector.cli.zeroconfig import zero_config
 from hector.config import load_config, load_env_files, parse_config
+from hector.config.secrets import printable
 from hector.errors import AgentNotFoundError, ConfigError, HectorError
 
 app = typer.Typer(
@@ -68,7 +69,7 @@ def validate(
             "warnings": loaded.warnings,
         }
         if print_config:
-            result["config"] = loaded.config.model_dump(mode="json", by_alias=True)
+            result["config"] = printable(loaded.config)
         out.print_json(json.dumps(result))
         return
     for warning in loaded.warnings:
@@ -79,7 +80,7 @@ def validate(
     else:
         out.print(f"{config}: valid", markup=False)
     if print_config:
-        dumped = yaml.safe_dump(loaded.config.model_dump(mode="json", by_alias=True), sort_keys=False)
+        dumped = yaml.safe_dump(printable(loaded.config), sort_keys=False)
         out.print(
             f"# Expanded configuration of {config}\n# Secrets are shown as **********\n{dumped}", markup=False
         )

@@ -49,32 +49,51 @@ class LoadedConfig:
     """Where relative paths in the config (data_dir, working directories) start from."""
 
 
+def _nested_model(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The model inside a field's type (``X``, ``X | None``, ``dict[str, X]``, ``list[X]``), and
+    whether the field is a map or list, whose next path part is an entry, not a key of ``X``."""
+    container = getattr(annotation, "__origin__", None) in (dict, list)
+    stack = [annotation]
+    while stack:
+        current = stack.pop(0)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            return current, container
+        args = getattr(current, "__args__", ())
+        container = container or getattr(current, "__origin__", None) in (dict, list)
+        stack.extend(args)
+    return None, container
+
+
 def _model_at(path: tuple[int | str, ...]) -> type[BaseModel] | None:
     """The model class that owns the key at *path*, for 'did you mean' suggestions."""
-    model: Any = Config
+    model: type[BaseModel] | None = Config
+    entry = False
     for part in path[:-1]:
-        if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            return None
-        info = model.model_fields.get(str(part))
-        if info is None:
-            # A map entry (e.g. agents.<name>): stay on the map's value type.
+        if entry:
+            # A map entry's name (agents.<name>) or a list index: stay on the entry's model.
+            entry = False
             continue
-        annotation = info.annotation
-        args = getattr(annotation, "__args__", ())
-        candidates = [annotation, *args]
-        nested = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-        if nested is None:
-            nested = next(
-                (
-                    a
-                    for c in args
-                    for a in getattr(c, "__args__", ())
-                    if isinstance(a, type) and issubclass(a, BaseModel)
-                ),
-                None,
-            )
-        model = nested
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+        info = model.model_fields.get(str(part)) if model is not None else None
+        if info is None:
+            return None
+        model, entry = _nested_model(info.annotation)
+    return model
+
+
+def _key_names(model: type[BaseModel]) -> list[str]:
+    """The keys a section accepts, as written in YAML: field names (or their aliases) and the
+    alternative spellings in ``aliases``."""
+    names = [info.alias or name for name, info in model.model_fields.items()]
+    return names + list(getattr(model, "aliases", {}))
+
+
+def _kind(value: Any) -> str:
+    # The YAML kind only: the value itself may be a secret.
+    if value is None:
+        return "nothing"
+    return {str: "text", bool: "true/false", int: "a number", float: "a number", list: "a list"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def _format_error(err: Any) -> str:
@@ -84,11 +103,17 @@ def _format_error(err: Any) -> str:
         model = _model_at(loc)
         hint = ""
         if model is not None:
-            close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.6)
+            close = difflib.get_close_matches(str(loc[-1]), _key_names(model), n=1, cutoff=0.6)
             if close:
                 hint = f" (did you mean {close[0]!r}?)"
         return f"{where}: unknown key{hint}; remove it or check the spelling"
+    if err["type"] == "missing":
+        return f"{where}: required key is missing; add it"
+    if err["type"] in ("model_type", "model_attributes_type", "dict_type"):
+        return f"{where}: expected a mapping of keys, got {_kind(err.get('input'))}"
     msg = str(err["msg"]).removeprefix("Value error, ")
+    if not loc:
+        return msg  # a top-level check names its keys itself
     if err["type"] == "literal_error":
         return f"{where}: {msg} (got {err.get('input')!r})"
     return f"{where}: {msg}"
@@ -107,7 +132,7 @@ def parse_config(
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the top level must be a mapping of sections, got {type(data).__name__}")
-    expanded = expand_tree(data)
+    expanded = expand_tree(data, source)
     try:
         cfg = Config.model_validate(expanded)
     except ValidationError as exc:
@@ -134,14 +159,47 @@ def load_config(path: str | Path) -> LoadedConfig:
         raise ConfigError(f"{p}: file not found; check the path") from None
     except OSError as exc:
         raise ConfigError(f"{p}: cannot read the file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{p}: not UTF-8 text (byte {exc.start} cannot be decoded); save the file as UTF-8"
+        ) from None
+    loader = _Loader(text)
     try:
-        data = yaml.safe_load(text)
+        data = loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "malformed YAML"
         raise ConfigError(f"{p}: YAML syntax error{where}: {problem}") from None
+    finally:
+        loader.dispose()
     base_dir = p.resolve().parent
     loaded = parse_config(data, str(p), base_dir=base_dir)
     loaded.base_dir = base_dir
+    loaded.warnings[:0] = loader.duplicates
     return loaded
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML keeps only the last of two equal keys in a mapping; this loader also says so, since
+    the first one's settings are then silently lost (two ``llms:`` sections, say)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.duplicates: list[str] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        first: dict[str, int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.value == "<<":
+                continue
+            line = key_node.start_mark.line + 1
+            if key_node.value in first:
+                self.duplicates.append(
+                    f"line {line}: key {key_node.value!r} is given twice in one mapping (first at line "
+                    f"{first[key_node.value]}); only this last one counts, so put everything under one "
+                    f"{key_node.value!r}"
+                )
+            else:
+                first[key_node.value] = line
+        return super().construct_mapping(node, deep)

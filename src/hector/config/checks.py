@@ -19,7 +19,9 @@ from hector.config.tls import (
     server_tls_errors,
     tls_file_errors,
     tool_component,
+    unused_tls_warnings,
     vector_store_component,
+    vector_store_uses_tls,
 )
 
 BUILTIN_TOOLS = (
@@ -73,7 +75,7 @@ def outbound(cfg: Config) -> list[Outbound]:
         if embedder.type != "local":
             add(embedder_component(embedder.type, name), embedder)
     for name, store in cfg.vector_stores.items():
-        if store.enable_tls or (store.url or "").startswith("https:"):
+        if vector_store_uses_tls(store):
             add(vector_store_component(store.type, name), store)
     for name, doc in cfg.document_stores.items():
         if doc.source == "api" and doc.api is not None and (doc.api.base_url or "").startswith("https:"):
@@ -319,6 +321,11 @@ def check_config(cfg: Config, extra_tools: Collection[str] = ()) -> tuple[list[s
         found_errors, found_warnings = source_problems(owner, doc)
         errors += found_errors
         warnings += found_warnings
+        if doc.chunk_strategy != "simple":
+            warnings.append(
+                f"{owner}: chunk_strategy {doc.chunk_strategy} is accepted for compatibility only: chunks "
+                "always end on paragraph or line boundaries; set chunk_overlap for overlapping chunks"
+            )
 
     errors += _shared_collections(cfg)
 
@@ -328,6 +335,13 @@ def check_config(cfg: Config, extra_tools: Collection[str] = ()) -> tuple[list[s
         warnings.append(
             f"agents {internal} are internal, which requires authentication, but server.auth is not "
             "enabled: they cannot be reached over HTTP until it is"
+        )
+    credentials = [k for k in ("jwks_url", "issuer", "audience", "api_keys") if getattr(auth, k)]
+    if credentials and "enabled" not in auth.model_fields_set:
+        # Easy to miss, and it leaves every agent open to anyone.
+        warnings.append(
+            f"server.auth: {', '.join(credentials)} set but enabled is not, so authentication is OFF "
+            "and every agent is open to anyone; add enabled: true (or enabled: false to keep it off)"
         )
     if auth.enabled:
         jwt = {"jwks_url": auth.jwks_url, "issuer": auth.issuer, "audience": auth.audience}
@@ -352,6 +366,7 @@ def check_config(cfg: Config, extra_tools: Collection[str] = ()) -> tuple[list[s
             )
     warnings += tls_file_errors(cfg)
     warnings += insecure_warnings(outbound(cfg), cfg)
+    warnings += unused_tls_warnings(cfg)
     errors += server_tls_errors(cfg.server.tls)
     grpc = cfg.server.grpc
     if cfg.server.preferred_transport == "grpc" and not grpc.enabled:

@@ -34,9 +34,7 @@ def load_env_files(directory: Path | None = None) -> list[Path]:
     return loaded
 
 
-def expand_string(value: str, where: str, environ: Mapping[str, str] | None = None) -> str:
-    env = os.environ if environ is None else environ
-
+def _expand_string(value: str, where: str, env: Mapping[str, str], missing: list[str]) -> str:
     def replace(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
         found = env.get(name)
@@ -44,20 +42,33 @@ def expand_string(value: str, where: str, environ: Mapping[str, str] | None = No
             return found
         if default is not None:
             return default
-        raise EnvVarError(
+        missing.append(
             f"{where}: environment variable {name!r} is not set; "
             f"export it (or add it to .env), or write ${{{name}:-default}} to give a default"
         )
+        return ""
 
     return _VAR.sub(replace, value)
 
 
-def expand_tree(node: Any, where: str = "", environ: Mapping[str, str] | None = None) -> Any:
-    """Return a copy of *node* with every string leaf expanded; *where* is the key path."""
+def _expand(node: Any, where: str, env: Mapping[str, str], missing: list[str]) -> Any:
     if isinstance(node, str):
-        return expand_string(node, where or "<root>", environ)
+        return _expand_string(node, where or "<root>", env, missing)
     if isinstance(node, dict):
-        return {k: expand_tree(v, f"{where}.{k}" if where else str(k), environ) for k, v in node.items()}
+        return {k: _expand(v, f"{where}.{k}" if where else str(k), env, missing) for k, v in node.items()}
     if isinstance(node, list):
-        return [expand_tree(v, f"{where}[{i}]", environ) for i, v in enumerate(node)]
+        return [_expand(v, f"{where}[{i}]", env, missing) for i, v in enumerate(node)]
     return node
+
+
+def expand_tree(node: Any, source: str = "<config>", environ: Mapping[str, str] | None = None) -> Any:
+    """Return a copy of *node* with every string leaf expanded.
+
+    A ``${VAR}`` without a value or default is an error; all of them are reported at once, each
+    with its key path, under the name of the configuration *source*.
+    """
+    missing: list[str] = []
+    expanded = _expand(node, "", os.environ if environ is None else environ, missing)
+    if missing:
+        raise EnvVarError(f"{source}: invalid configuration:\n  " + "\n  ".join(missing))
+    return expanded

@@ -121,6 +121,7 @@ class DocumentStoreConfig(Section):
     chunk_size: int = Field(default=800, gt=0)
     chunk_overlap: int = Field(default=0, ge=0)
     chunk_strategy: Literal["simple", "overlapping", "semantic"] = "simple"
+    """The Go original's key; every strategy chunks the same way (``hector.rag.sources.chunk_text``)."""
     enable_watch_changes: bool = True
     enable_incremental_indexing: bool = True
     max_file_size: Size = 10 * 1024 * 1024

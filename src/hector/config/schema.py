@@ -28,6 +28,7 @@ from hector.config.agents import (
     Visibility,
 )
 from hector.config.base import Section, TLSClientOptions
+from hector.config.compat import merge_global
 from hector.config.rag import (
     DocumentStoreConfig,
     EmbedderConfig,
@@ -168,7 +169,7 @@ class Config(TLSClientOptions):
             section = out.get(key)
             if isinstance(section, dict):
                 out[key] = {name: ({} if entry is None else entry) for name, entry in section.items()}
-        return out
+        return merge_global(out)
 
 
 _SCALAR_KEYS = ("version", "name", "description", *TLSClientOptions.model_fields)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from hector.config.base import Section, TLSClientOptions
 from hector.config.types import Duration, PlaceholderStr, Size
+
+MIN_JWKS_REFRESH = 60.0
 
 
 class AuthConfig(TLSClientOptions):
@@ -21,6 +24,14 @@ class AuthConfig(TLSClientOptions):
     excluded_paths: list[str] = ["/health", "/.well-known/agent-card.json"]
     refresh_interval: Duration = 900.0
     api_keys: list[SecretStr] = []
+
+    @field_validator("refresh_interval")
+    @classmethod
+    def _not_too_often(cls, value: float) -> float:
+        # Each refresh is a request to the issuer; more often than this would hammer it.
+        if value < MIN_JWKS_REFRESH:
+            raise ValueError(f"must be at least 1m (got {value:g}s): the key set is fetched that often")
+        return value
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -119,6 +130,7 @@ class ServerConfig(Section):
     observability: ObservabilityConfig = ObservabilityConfig()
     tls: ServerTLSConfig | None = None
     trusted_proxies: list[str] = []
+    """Addresses or networks (``10.0.0.0/8``) whose X-Forwarded-For/-Proto headers are believed."""
     task_lease_interval: Duration = Field(default=10.0, gt=0)
     """A running task's lease is renewed this often; a working task whose lease is three
     intervals old (its server died) is taken over by any replica: continued or failed."""
@@ -127,6 +139,22 @@ class ServerConfig(Section):
     grpc: GrpcServerConfig = GrpcServerConfig()
     preferred_transport: Literal["json-rpc", "rest", "grpc"] = "json-rpc"
     """Listed first in the agent cards, so clients that take the first interface they speak use it."""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        bad = []
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                bad.append(entry)
+        if bad:
+            raise ValueError(
+                f"not IP addresses or networks: {bad}; write each proxy as an address (10.0.0.5) "
+                "or a network (10.0.0.0/8)"
+            )
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -153,6 +153,8 @@ def source_problems(owner: str, doc: DocumentStoreConfig) -> tuple[list[str], li
             )
             example = "postgresql://user@host/db"
             errors.append(f"{owner}: source sql needs sql.conn, a database URL such as {example}{hint}")
+        elif doc.sql_database:
+            warnings.append(f"{owner}: sql_database is ignored: the database is the one sql.conn names")
         if not doc.sql_tables:
             errors.append(f"{owner}: source sql needs sql_tables (at least one table to index)")
         for i, table in enumerate(doc.sql_tables):
@@ -173,7 +175,7 @@ def source_problems(owner: str, doc: DocumentStoreConfig) -> tuple[list[str], li
             if not endpoint.path:
                 errors.append(f"{where} needs path")
             errors += [f"{where}.{p}" for p in _auth_problems(endpoint.auth)]
-    for key, kind in (("sql", "sql"), ("sql_tables", "sql"), ("api", "api")):
+    for key, kind in (("sql", "sql"), ("sql_tables", "sql"), ("sql_database", "sql"), ("api", "api")):
         if getattr(doc, key) and doc.source != kind:
             warnings.append(f"{owner}: {key} is ignored because source is {doc.source}")
     return errors, warnings

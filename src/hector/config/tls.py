@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from hector.config.base import TLSClientOptions
-from hector.config.schema import Config, ServerTLSConfig
+from hector.config.schema import Config, ServerTLSConfig, VectorStoreConfig
 from hector.errors import ConfigError
 from hector.tls import TLSOptions, insecure_warning, load_ca, load_cert_chain, tls_file_problems
 
@@ -176,6 +176,35 @@ def insecure_warnings(outbound: list[Outbound], cfg: Config) -> list[str]:
             "TLS certificate verification disabled by default for every outbound connection "
             "(top-level insecure_skip_verify=true); use only in development",
         )
+    return warnings
+
+
+def vector_store_uses_tls(store: VectorStoreConfig) -> bool:
+    """Whether a vector store's connections are TLS, so its TLS options apply (a back end with an
+    odd rule may make it plain all the same: this errs on the side of "TLS")."""
+    if store.type == "embedded":
+        return False
+    address = store.url or store.host or ""
+    if store.enable_tls or address.startswith("https://"):
+        return True
+    # Pinecone's service is https unless `enable_tls: false` says otherwise (a local emulator).
+    return store.type == "pinecone" and "enable_tls" not in store.model_fields_set and "://" not in address
+
+
+def unused_tls_warnings(cfg: Config) -> list[str]:
+    """Vector stores given TLS options they never use: without ``enable_tls`` the seed's stores
+    connect in plain text, whatever ``ca_certificate`` or ``insecure_skip_verify`` say."""
+    warnings = []
+    for name, store in cfg.vector_stores.items():
+        own = store.model_fields_set
+        given = [k for k in TLSClientOptions.model_fields if k in own and getattr(store, k)]
+        if given and not vector_store_uses_tls(store):
+            fix = (
+                "the embedded store opens no connections"
+                if store.type == "embedded"
+                else "its connections are not TLS; set enable_tls: true (or give an https:// url)"
+            )
+            warnings.append(f"vector_stores.{name}: {', '.join(given)} has no effect: {fix}")
     return warnings
 
 

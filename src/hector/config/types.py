@@ -27,6 +27,8 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30s, 15m or 1h")
     if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"invalid duration {value!r}: a duration cannot be negative")
         return float(value)
     if isinstance(value, str):
         # Go-style compound durations ("1m30s") are accepted too.

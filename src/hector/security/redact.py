@@ -7,12 +7,19 @@ from typing import Any
 
 from pydantic import BaseModel, SecretStr
 
+from hector.config.secrets import plain_secrets
+
 MASK = "[REDACTED]"
 MIN_SECRET_LENGTH = 6  # shorter values would mask ordinary words
 
 
 def collect_secrets(node: Any) -> set[str]:
-    """Every ``SecretStr`` value in a configuration tree."""
+    """Every secret of a configuration tree: ``SecretStr`` values, and those of plain strings
+    (URL passwords, secret-named ``env``/``params`` entries; see ``hector.config.secrets``)."""
+    return _secret_strs(node) | {s for s in plain_secrets(node) if len(s) >= MIN_SECRET_LENGTH}
+
+
+def _secret_strs(node: Any) -> set[str]:
     found: set[str] = set()
     if isinstance(node, SecretStr):
         value = node.get_secret_value()
@@ -20,13 +27,13 @@ def collect_secrets(node: Any) -> set[str]:
             found.add(value)
     elif isinstance(node, BaseModel):
         for name in type(node).model_fields:
-            found |= collect_secrets(getattr(node, name))
+            found |= _secret_strs(getattr(node, name))
     elif isinstance(node, dict):
         for value in node.values():
-            found |= collect_secrets(value)
+            found |= _secret_strs(value)
     elif isinstance(node, list | tuple):
         for value in node:
-            found |= collect_secrets(value)
+            found |= _secret_strs(value)
     return found
 
 
