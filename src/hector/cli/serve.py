@@ -74,9 +74,9 @@ def serve(
 
     def configure_logging(current: LoadedConfig) -> None:
         c = current.config
-        setup_logging(
-            log_level or c.logger.level, log_format or c.logger.format, c.logger.file, collect_secrets(c)
-        )
+        # Relative to the config file, as every other path of it.
+        file = str(current.base_dir / c.logger.file) if c.logger.file else None
+        setup_logging(log_level or c.logger.level, log_format or c.logger.format, file, collect_secrets(c))
 
     configure_logging(loaded)
     # The runtime (databases, MCP servers) starts before uvicorn, so a failure there is one clear
