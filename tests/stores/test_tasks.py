@@ -84,10 +84,15 @@ async def test_a_canceled_task_stays_canceled(engine: AsyncEngine) -> None:
         await store.save(_task(), _ctx("alice"))
     assert await store.get("t-1", _ctx("alice")) == canceled
     await store.save(canceled, _ctx("alice"))  # canceling again is harmless
-    # Other terminal states are not protected this way: only a cancel comes from outside the run.
-    await store.save(_task("t-2", TaskState.TASK_STATE_FAILED), _ctx("alice"))
+    # A cancel that comes after the task ended otherwise changes nothing: the end stands.
     await store.save(_task("t-2"), _ctx("alice"))
+    with pytest.raises(ConcurrentTaskModificationError):
+        await store.save(_task("t-2", TaskState.TASK_STATE_CANCELED), _ctx("alice"))
     assert await store.get("t-2", _ctx("alice")) == _task("t-2")
+    # Only a cancel comes from outside the run: writes between its other ends are not guarded.
+    await store.save(_task("t-3", TaskState.TASK_STATE_FAILED), _ctx("alice"))
+    await store.save(_task("t-3"), _ctx("alice"))
+    assert await store.get("t-3", _ctx("alice")) == _task("t-3")
 
 
 async def test_the_sdk_store_reads_what_the_lean_store_wrote_and_back(engine: AsyncEngine) -> None:

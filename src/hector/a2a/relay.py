@@ -114,7 +114,8 @@ class RedisTaskEvents(TaskEventStream):
                     return
             yield VersionedEvent(stored, TaskVersion.MISSING)
         finally:
-            await pubsub.unsubscribe()
+            # Closing the connection ends the subscription too: unsubscribe() alone would fail (and
+            # leak the connection) when Redis is gone.
             await pubsub.aclose()
 
     async def _next(self, pubsub: Any, wait: float) -> Event | None:

@@ -15,6 +15,8 @@ A task canceled in the table stays canceled: a save of any other state leaves it
 raises ``ConcurrentTaskModificationError``. That is how a replica running a task learns that
 another replica canceled it (CancelTask on a replica that does not run the task only writes the
 table): a2a-sdk's consumer reloads the task on that error, sees it terminal and stops the run.
+Likewise a cancel never overwrites a task that completed, failed or was rejected meanwhile (as
+a2a-sdk's ``VersionedTaskStore`` contract asks): it raises the same error and the task keeps its end.
 """
 
 from __future__ import annotations
@@ -125,9 +127,16 @@ class LeanDatabaseTaskStore(DatabaseTaskStore):
         # Parameter names differ from column names: SQLAlchemy reserves those in an INSERT.
         new = insert.values({column.name: sa.bindparam(f"p_{column.name}") for column in columns})
         changes = {column.name: new.excluded[column.name] for column in columns if column.name != "id"}
-        self._cancel_upsert = new.on_conflict_do_update(index_elements=["id"], set_=changes)
+        # A cancel never turns a task that ended otherwise into a canceled one (a cancel racing the
+        # task's completion); any other write never overwrites a cancel.
+        ended = (TaskState.TASK_STATE_COMPLETED, TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_REJECTED)
+        self._cancel_upsert = new.on_conflict_do_update(
+            index_elements=["id"], set_=changes, where=_state_not_in(table, dialect.name, ended)
+        )
         self._upsert = new.on_conflict_do_update(
-            index_elements=["id"], set_=changes, where=_not_canceled(table, dialect.name)
+            index_elements=["id"],
+            set_=changes,
+            where=_state_not_in(table, dialect.name, (TaskState.TASK_STATE_CANCELED,)),
         )
         self._get = sa.select(*columns).where(
             table.c.id == sa.bindparam("p_id"), table.c.owner == sa.bindparam("p_owner")
@@ -230,13 +239,13 @@ def _positional(insert: Any, dialect: sa.Dialect, position: dict[str, int]) -> t
     return compiled.string, [position[name] for name in compiled.positiontup or ()]
 
 
-def _not_canceled(table: sa.Table, dialect: str) -> sa.ColumnElement[bool]:
-    """The stored row's state is not CANCELED, with its constants inline (the SQLite statement is
-    run as text with the row's values only)."""
+def _state_not_in(table: sa.Table, dialect: str, states: tuple[int, ...]) -> sa.ColumnElement[bool]:
+    """The stored row's state is none of *states*, with its constants inline (the SQLite statement
+    is run as text with the row's values only)."""
     state: sa.ColumnElement[Any]
     if dialect == "sqlite":
         state = sa.func.json_extract(table.c.status, sa.literal_column("'$.state'"))
     else:
         state = table.c.status.op("->>")(sa.literal_column("'state'"))
-    canceled: sa.ColumnElement[Any] = sa.literal_column(f"'{TaskState.Name(TaskState.TASK_STATE_CANCELED)}'")
-    return sa.func.coalesce(state, sa.literal_column("''")) != canceled
+    names: list[sa.ColumnElement[Any]] = [sa.literal_column(f"'{TaskState.Name(s)}'") for s in states]
+    return sa.func.coalesce(state, sa.literal_column("''")).not_in(names)
