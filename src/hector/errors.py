@@ -2,6 +2,7 @@
 
     HectorError
     ├── ConfigError                 a mistake in the user's configuration (exit 1 at load time)
+    │   ├── ConfigLoadError         the file cannot be read or is not YAML
     │   └── EnvVarError             ${VAR} with no value and no default
     ├── AgentNotFoundError          an agent name that does not exist (or is not visible)
     ├── ProviderError               an LLM provider failed a request
@@ -36,6 +37,13 @@ class HectorError(Exception):
 
 class ConfigError(HectorError):
     default_message = "invalid configuration"
+
+
+class ConfigLoadError(ConfigError):
+    """The file could not be read as YAML at all (``hector validate``'s "load" errors; the others
+    are "process" errors: what the file says is wrong)."""
+
+    default_message = "configuration file could not be read"
 
 
 class EnvVarError(ConfigError):

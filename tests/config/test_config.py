@@ -125,6 +125,7 @@ def test_unset_variable_fails_validate(
     report = json.loads(out)
     assert report["valid"] is False
     assert "HECTOR_CFGTEST_MISSING" in report["errors"][0]["message"]
+    assert report["errors"][0]["type"] == "process"
 
 
 def test_variable_in_a_yaml_comment_is_ignored(write_config: WriteConfig, unset_env: Unset) -> None:
@@ -763,6 +764,11 @@ def test_validate_missing_file(
     report = json.loads(out)
     assert report["valid"] is False
     assert "file not found" in report["errors"][0]["message"]
+    assert report["errors"][0]["type"] == "load"  # the file could not be read, as for bad YAML:
+    path.write_text("llms: [unclosed\n")
+    code, out, _ = run_cli(capsys, "validate", str(path), "--format", "json")
+    assert code == 1
+    assert json.loads(out)["errors"][0]["type"] == "load"
 
 
 def test_validate_json_valid(
@@ -801,6 +807,7 @@ def test_validate_json_invalid(
     assert report["file"] == str(path)
     assert len(report["errors"]) == 1
     assert "agents.a.instructon: unknown key" in report["errors"][0]["message"]
+    assert report["errors"][0]["type"] == "process"
 
 
 def test_validate_json_print_config(

@@ -22,7 +22,7 @@ from hector.cli.tasks import task_app
 from hector.cli.zeroconfig import zero_config
 from hector.config import load_config, load_env_files, parse_config
 from hector.config.secrets import printable
-from hector.errors import AgentNotFoundError, ConfigError, HectorError
+from hector.errors import AgentNotFoundError, ConfigError, ConfigLoadError, HectorError
 
 app = typer.Typer(
     name="hector",
@@ -38,6 +38,11 @@ app.add_typer(task_app, name="task")
 def version() -> None:
     """Print Hector's version."""
     out.print(f"Hector version {__version__}")
+
+
+def _stage(exc: ConfigError) -> str:
+    """``load``: the file could not be read as YAML; ``process``: what it says is wrong."""
+    return "load" if isinstance(exc, ConfigLoadError) else "process"
 
 
 @app.command()
@@ -56,7 +61,13 @@ def validate(
     except ConfigError as exc:
         if fmt == "json":
             out.print_json(
-                json.dumps({"valid": False, "file": str(config), "errors": [{"message": exc.message}]})
+                json.dumps(
+                    {
+                        "valid": False,
+                        "file": str(config),
+                        "errors": [{"type": _stage(exc), "message": exc.message}],
+                    }
+                )
             )
         else:
             err.print(exc.message, markup=False)

@@ -23,7 +23,7 @@ from hector.config.schema import (
 )
 from hector.config.shortcuts import expand_shortcuts
 from hector.config.tls import anchor_tls_paths
-from hector.errors import ConfigError
+from hector.errors import ConfigError, ConfigLoadError
 
 __all__ = [
     "BUILTIN_TOOLS",
@@ -156,11 +156,11 @@ def load_config(path: str | Path) -> LoadedConfig:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{p}: file not found; check the path") from None
+        raise ConfigLoadError(f"{p}: file not found; check the path") from None
     except OSError as exc:
-        raise ConfigError(f"{p}: cannot read the file: {exc.strerror}") from None
+        raise ConfigLoadError(f"{p}: cannot read the file: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
-        raise ConfigError(
+        raise ConfigLoadError(
             f"{p}: not UTF-8 text (byte {exc.start} cannot be decoded); save the file as UTF-8"
         ) from None
     loader = _Loader(text)
@@ -170,7 +170,7 @@ def load_config(path: str | Path) -> LoadedConfig:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "malformed YAML"
-        raise ConfigError(f"{p}: YAML syntax error{where}: {problem}") from None
+        raise ConfigLoadError(f"{p}: YAML syntax error{where}: {problem}") from None
     finally:
         loader.dispose()
     base_dir = p.resolve().parent
