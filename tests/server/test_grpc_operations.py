@@ -125,3 +125,28 @@ async def _answers(http: httpx.AsyncClient, url: str) -> bool:
         return (await http.get(url)).status_code == 200
     except httpx.TransportError:
         return False
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["trusted-proxy", "untrusted-peer"])
+async def test_rate_limits_key_on_the_client_behind_a_trusted_proxy(tmp_path: Path, trusted: bool) -> None:
+    """As over HTTP: x-forwarded-for names the client only when the peer is a trusted proxy."""
+    port = free_port()
+    limits = {"enabled": True, "requests_per_minute": 60, "burst": 1}
+    proxies = {"trusted_proxies": ["127.0.0.1"]} if trusted else {}
+    cfg = up_config(port, rate_limiting=limits, **proxies)
+
+    def behind(client: str) -> tuple[tuple[str, str], ...]:
+        return (("x-forwarded-for", f"198.51.100.7, {client}"),)
+
+    async with running_hector(cfg, tmp_path), stub(port) as a2a:
+        await a2a.SendMessage(send("one", tenant="echo"), metadata=behind("203.0.113.5"))
+        other = a2a.SendMessage(send("two", tenant="echo"), metadata=behind("203.0.113.6"))
+        if trusted:  # another client behind the same proxy has a bucket of its own
+            await other
+        else:  # the header of an untrusted peer is ignored: one bucket, the peer's
+            with pytest.raises(grpc.aio.AioRpcError) as shared:
+                await other
+            assert shared.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        with pytest.raises(grpc.aio.AioRpcError) as again:
+            await a2a.SendMessage(send("three", tenant="echo"), metadata=behind("203.0.113.5"))
+        assert again.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -25,9 +25,16 @@ def _trusted(address: str, networks: Sequence[Network]) -> bool:
 def client_ip(scope: Scope, trusted: Sequence[Network]) -> str:
     peer = scope.get("client")
     address = str(peer[0]) if peer else "unknown"
-    if not trusted or not _trusted(address, trusted):
-        return address
     forwarded: str = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"), "")
+    return forwarded_client(address, forwarded, trusted)
+
+
+def forwarded_client(peer: str, forwarded: str, trusted: Sequence[Network]) -> str:
+    """The client behind *peer*: *peer* itself unless it is a trusted proxy, then the nearest
+    address of its ``X-Forwarded-For`` (*forwarded*) that is not one (over HTTP and gRPC alike)."""
+    if not trusted or not _trusted(peer, trusted):
+        return peer
+    address = peer
     # Walk from the nearest hop back; the first address we do not trust is the client.
     for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
         if not _trusted(hop, trusted):

@@ -304,6 +304,7 @@ def create_app(runtime: Runtime, own_runtime: bool = True) -> Starlette:
         limiter,
         limiter or failure_limiter,
         telemetry,
+        trusted,
     )
     middleware = [
         Middleware(BodySizeLimitMiddleware, max_body_size=server.max_body_size),

@@ -21,7 +21,7 @@ import inspect
 import ipaddress
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -45,6 +45,7 @@ from hector.observability import activate, count_auth_failure, count_rate_limite
 from hector.observability.telemetry import Telemetry
 from hector.security import AuthError, Principal
 from hector.security.authn import Authenticator
+from hector.security.clientip import Network, forwarded_client
 from hector.security.ratelimit import RateLimiter
 
 log = logging.getLogger("hector.server.grpc")
@@ -119,8 +120,11 @@ class GrpcGateway:
         limiter: RateLimiter | None,
         failure_limiter: RateLimiter | None,
         telemetry: Telemetry,
+        trusted_proxies: Sequence[Network] = (),
     ) -> None:
         self.agents = agents
+        self.trusted_proxies = trusted_proxies
+        """Peers whose ``x-forwarded-for`` metadata names the client, as over HTTP."""
         self.auth = auth
         self.authenticator = authenticator
         self.rate = rate
@@ -136,7 +140,9 @@ class GrpcGateway:
     ) -> tuple[str, GrpcAgent, Principal | None]:
         """(agent id, agent, principal) of an acceptable call; otherwise the call is aborted."""
         metadata = dict(_metadata_pairs(context))
-        client = peer_address(context.peer())
+        client = forwarded_client(
+            peer_address(context.peer()), metadata.get("x-forwarded-for", ""), self.trusted_proxies
+        )
         principal = None
         header = metadata.get("authorization")
         if self.authenticator is not None and header is not None:
