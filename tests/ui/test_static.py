@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from starlette.applications import Starlette
 
-from hector.web import STATIC, load_assets
-from tests.harness import running_hector
+from hector.web import STATIC, load_assets, web_routes
+from tests.harness import running_hector, serve_app
 
 KEY = "key-ui-0123456789abcdef"
 
@@ -45,6 +46,12 @@ async def test_page_and_assets_are_public_with_security_headers(tmp_path: Path) 
         assert script.headers["x-content-type-options"] == "nosniff"
         again = await http.get(f"{url}/ui/assets/app.js", headers={"If-None-Match": script.headers["etag"]})
         assert again.status_code == 304 and again.content == b""
+        etag = script.headers["etag"]
+        for listed in (f'"other", W/{etag}', "*"):  # a list (weak tags too) or any version
+            cached = await http.get(f"{url}/ui/assets/app.js", headers={"If-None-Match": listed})
+            assert cached.status_code == 304, listed
+        other = await http.get(f"{url}/ui/assets/app.js", headers={"If-None-Match": etag + "x"})
+        assert other.status_code == 200  # another tag that merely contains this one
         assert (await http.get(f"{url}/ui/assets/../../agents/helper")).status_code in (401, 404)
         assert (await http.get(f"{url}/ui/assets/nope.js")).status_code == 404
         # The API behind the page is not public.
@@ -62,3 +69,13 @@ async def test_whoami_without_auth(tmp_path: Path) -> None:
     async with running_hector(cfg, tmp_path) as url, httpx.AsyncClient() as http:
         who = await http.get(f"{url}/ui/whoami")
         assert who.json() == {"auth": False, "required": False, "user": None}
+
+
+async def test_a_source_checkout_without_a_build_says_how_to_build() -> None:
+    app = Starlette(routes=web_routes(auth_enabled=False, require_auth=False, assets={}))
+    async with serve_app(app) as url, httpx.AsyncClient() as http:
+        page = await http.get(f"{url}/")
+    assert page.status_code == 503 and "npm ci && npm run build" in page.text
+    assert page.headers["content-type"].startswith("text/plain")
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]

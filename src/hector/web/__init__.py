@@ -72,9 +72,15 @@ def load_assets(root: Path = STATIC) -> dict[str, Asset]:
     return assets
 
 
+def _fresh(request: Request, etag: str) -> bool:
+    """Whether the browser's copy is current: If-None-Match lists *etag* (weak or not) or is ``*``."""
+    listed = [t.strip().removeprefix("W/") for t in request.headers.get("if-none-match", "").split(",")]
+    return etag in listed or "*" in listed
+
+
 def _serve(request: Request, asset: Asset) -> Response:
     headers = {**SECURITY_HEADERS, "ETag": asset.etag}
-    if asset.etag in request.headers.get("if-none-match", ""):
+    if _fresh(request, asset.etag):
         return Response(status_code=304, headers=headers)
     return Response(asset.body, media_type=asset.media_type, headers=headers)
 
@@ -93,7 +99,8 @@ def web_routes(
     async def page(request: Request) -> Response:
         index = files.get("index.html")
         if index is None:  # a source checkout where `npm run build` never ran
-            return Response("The web UI is not built: run `npm ci && npm run build` in web/.", 503)
+            text = "The web UI is not built: run `npm ci && npm run build` in web/."
+            return Response(text, 503, headers=SECURITY_HEADERS, media_type="text/plain")
         return _serve(request, index)
 
     async def asset(request: Request) -> Response:
