@@ -4,14 +4,16 @@ followed (SubscribeToTask) on the other."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from a2a.client import Client
 from a2a.types.a2a_pb2 import (
     CancelTaskRequest,
     GetTaskRequest,
@@ -21,6 +23,7 @@ from a2a.types.a2a_pb2 import (
 )
 from a2a.utils.errors import TaskNotCancelableError
 
+from hector.tools import Tool
 from tests.harness import fresh_postgres_database, running_hector
 from tests.server.test_a2a import Gate, client_for, final_text, request
 from tests.server.test_approval import Deployments, answer, paused
@@ -35,6 +38,25 @@ async def postgres_url() -> AsyncIterator[str]:
         if os.environ.get("CI"):
             raise
         pytest.skip(f"PostgreSQL not reachable: {exc}")
+
+
+@contextlib.asynccontextmanager
+async def two_replicas(
+    cfg: dict[str, Any], tmp_path: Path, tools: Mapping[str, Tool], agent: str
+) -> AsyncIterator[tuple[Client, Client]]:
+    """Replicas A and B of one configuration, with an A2A client each: JSON-RPC to A, REST to B."""
+    async with (
+        running_hector(cfg, tmp_path / "a", dict(tools)) as url_a,
+        running_hector(cfg, tmp_path / "b", dict(tools)) as url_b,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        a = await client_for(url_a, agent, binding="JSONRPC", version="1.0", streaming=True, http=http)
+        b = await client_for(url_b, agent, binding="HTTP+JSON", version="1.0", streaming=True, http=http)
+        try:
+            yield a, b
+        finally:
+            await a.close()
+            await b.close()
 
 
 def replicas_config(postgres_url: str, agent: str, tool: str, relay: bool) -> dict[str, Any]:
@@ -53,13 +75,7 @@ async def test_start_on_one_replica_approve_on_the_other(tmp_path: Path, postgre
     deploys = Deployments()
     cfg = replicas_config(postgres_url, "ops", "deploy", relay=False)
     tools = {"deploy": deploys.tool()}
-    async with (
-        running_hector(cfg, tmp_path / "a", tools) as url_a,
-        running_hector(cfg, tmp_path / "b", tools) as url_b,
-        httpx.AsyncClient(timeout=30) as http,
-    ):
-        a = await client_for(url_a, "ops", binding="JSONRPC", version="1.0", streaming=True, http=http)
-        b = await client_for(url_b, "ops", binding="HTTP+JSON", version="1.0", streaming=True, http=http)
+    async with two_replicas(cfg, tmp_path, tools, "ops") as (a, b):
         task_id, prompt, _ = paused(
             [e async for e in a.send_message(request('use deploy {"env": "eu"}', "c-rep"))]
         )
@@ -72,8 +88,6 @@ async def test_start_on_one_replica_approve_on_the_other(tmp_path: Path, postgre
         # The conversation is shared too: the next turn on A sees what happened on B.
         more = [e async for e in a.send_message(request("thanks", "c-rep"))]
         assert final_text(more)[0] == TaskState.TASK_STATE_COMPLETED
-        await a.close()
-        await b.close()
     assert deploys.done == ["eu"]
 
 
@@ -82,13 +96,7 @@ async def test_subscribe_on_the_other_replica(tmp_path: Path, postgres_url: str)
     gate = Gate()
     cfg = replicas_config(postgres_url, "echo", "slow", relay=True)
     tools = {"slow": gate}
-    async with (
-        running_hector(cfg, tmp_path / "a", tools) as url_a,
-        running_hector(cfg, tmp_path / "b", tools) as url_b,
-        httpx.AsyncClient(timeout=30) as http,
-    ):
-        a = await client_for(url_a, "echo", binding="JSONRPC", version="1.0", streaming=True, http=http)
-        b = await client_for(url_b, "echo", binding="HTTP+JSON", version="1.0", streaming=True, http=http)
+    async with two_replicas(cfg, tmp_path, tools, "echo") as (a, b):
         stream = a.send_message(request("please use slow", "c-sub"))
         task_id = (await anext(stream)).task.id
         await asyncio.wait_for(gate.entered.wait(), 10)
@@ -115,8 +123,6 @@ async def test_subscribe_on_the_other_replica(tmp_path: Path, postgres_url: str)
         data = [p for p in parts if p.HasField("data")]
         results = [p.data.struct_value for p in data if p.metadata["event_type"] == "tool_result"]
         assert [r["content"] for r in results] == ["done"]
-        await a.close()
-        await b.close()
 
 
 async def test_paused_on_one_replica_approved_and_followed_on_the_other(
@@ -127,13 +133,7 @@ async def test_paused_on_one_replica_approved_and_followed_on_the_other(
     gate = Gate()
     gate.require_approval = True
     cfg = replicas_config(postgres_url, "echo", "slow", relay=True)
-    async with (
-        running_hector(cfg, tmp_path / "a", {"slow": gate}) as url_a,
-        running_hector(cfg, tmp_path / "b", {"slow": gate}) as url_b,
-        httpx.AsyncClient(timeout=30) as http,
-    ):
-        a = await client_for(url_a, "echo", binding="JSONRPC", version="1.0", streaming=True, http=http)
-        b = await client_for(url_b, "echo", binding="HTTP+JSON", version="1.0", streaming=True, http=http)
+    async with two_replicas(cfg, tmp_path, {"slow": gate}, "echo") as (a, b):
         task_id, _, _ = paused([e async for e in a.send_message(request("please use slow", "c-moved"))])
         approved = b.send_message(answer(task_id, "c-moved", decision="approve"))
         await anext(approved)
@@ -152,8 +152,6 @@ async def test_paused_on_one_replica_approved_and_followed_on_the_other(
         assert final_text([e async for e in approved])[0] == TaskState.TASK_STATE_COMPLETED
         await asyncio.wait_for(follower, 10)
         assert final_text(followed)[:2] == (TaskState.TASK_STATE_COMPLETED, "Tool slow returned: done")
-        await a.close()
-        await b.close()
 
 
 @pytest.mark.parametrize("relay", [False, True], ids=["database", "redis-relay"])
@@ -165,13 +163,7 @@ async def test_cancel_on_the_other_replica_stops_the_run(
     relay A stops at once, in the middle of the tool call; without it, at its next write."""
     gate = Gate()
     cfg = replicas_config(postgres_url, "echo", "slow", relay)
-    async with (
-        running_hector(cfg, tmp_path / "a", {"slow": gate}) as url_a,
-        running_hector(cfg, tmp_path / "b", {"slow": gate}) as url_b,
-        httpx.AsyncClient(timeout=30) as http,
-    ):
-        a = await client_for(url_a, "echo", binding="JSONRPC", version="1.0", streaming=True, http=http)
-        b = await client_for(url_b, "echo", binding="HTTP+JSON", version="1.0", streaming=True, http=http)
+    async with two_replicas(cfg, tmp_path, {"slow": gate}, "echo") as (a, b):
         stream = a.send_message(request("please use slow", "c-cancel"))
         task_id = (await anext(stream)).task.id
         await asyncio.wait_for(gate.entered.wait(), 10)
@@ -192,8 +184,6 @@ async def test_cancel_on_the_other_replica_stops_the_run(
         gate.release.set()
         more = [e async for e in a.send_message(request("hello", "c-cancel"))]
         assert final_text(more)[0] == TaskState.TASK_STATE_COMPLETED
-        await a.close()
-        await b.close()
 
 
 async def test_cancel_on_the_running_replica_with_the_relay(tmp_path: Path, postgres_url: str) -> None:
