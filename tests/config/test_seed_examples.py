@@ -285,6 +285,8 @@ def _(loaded: LoadedConfig, env: dict[str, str]) -> None:
     cors = loaded.config.server.cors
     assert cors is not None
     assert cors.allowed_origins == ["*"]
+    # The seed says "development only"; validate says so too.
+    assert len(loaded.warnings) == 1 and "development only" in loaded.warnings[0]
 
 
 @expect("security_19_rate_limiting.yaml")

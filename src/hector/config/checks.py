@@ -329,6 +329,14 @@ def check_config(cfg: Config, extra_tools: Collection[str] = ()) -> tuple[list[s
 
     errors += _shared_collections(cfg)
 
+    cors = cfg.server.cors
+    if cors is not None and "*" in cors.allowed_origins:
+        warnings.append(
+            'server.cors.allowed_origins is "*": any web page a visitor opens may call this server '
+            "from their browser (development only); list the origins of your front ends"
+            + ("; allow_credentials is ignored with it" if cors.allow_credentials else "")
+        )
+
     auth = cfg.server.auth
     internal = [a for a, c in cfg.agents.items() if c.visibility == "internal"]
     if internal and not auth.enabled:
