@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -52,6 +53,8 @@ from hector.rag.backends.common import (
 )
 from hector.rag.vectors import Chunk, Hit, VectorStore
 from hector.tls import create_ssl_context
+
+log = logging.getLogger("hector.rag.chroma")
 
 DEFAULT_PORT = 8000
 BATCH = 256
@@ -271,11 +274,10 @@ def _server(name: str, cfg: VectorStoreConfig) -> tuple[Callable[[], ClientAPI],
         # chromadb's httpx client has no timeout, and no setting for one: a server that stops
         # answering would hold the call (and a worker thread) forever.
         session = getattr(getattr(client, "_server", None), "_session", None)
-        if not isinstance(session, httpx.Client):
-            raise VectorStoreError(
-                f"vector store {name!r} (chroma): this chromadb version cannot take a timeout"
-            )
-        session.timeout = httpx.Timeout(TIMEOUT, connect=CONNECT_TIMEOUT)
+        if isinstance(session, httpx.Client):
+            session.timeout = httpx.Timeout(TIMEOUT, connect=CONNECT_TIMEOUT)
+        else:  # a chromadb whose insides moved: it still works, only without the deadline
+            log.warning("vector store %s (chroma): this chromadb version takes no request timeout", name)
         return client
 
     return connect, f"{'https' if secure else 'http'}://{host}:{port}"
