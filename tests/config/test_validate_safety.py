@@ -142,7 +142,8 @@ def test_vector_store_tls_options_warn_where_they_apply_and_where_they_do_not(
         "  plain: {type: weaviate, host: weaviate.internal, port: 8080, insecure_skip_verify: true}\n"
         "  local: {type: embedded, min_tls_version: '1.3'}\n"
         # Pinecone is https unless enable_tls: false, so skipping verification matters there.
-        "  cone: {type: pinecone, api_key: k, index_name: docs, insecure_skip_verify: true}\n"
+        "  cone: {type: pinecone, api_key: '${HECTOR_TEST_CONE_KEY:-k}', index_name: docs,"
+        " insecure_skip_verify: true}\n"
         "  secure: {type: weaviate, host: weaviate.internal, enable_tls: true, insecure_skip_verify: true}\n"
     )
     code, _, err = run(capsys, "validate", str(path))

@@ -21,6 +21,7 @@ from hector.config.schema import (
     SessionStoreConfig,
     ToolConfig,
 )
+from hector.config.secrets import written_secrets
 from hector.config.shortcuts import expand_shortcuts
 from hector.config.tls import anchor_tls_paths
 from hector.errors import ConfigError, ConfigLoadError
@@ -177,6 +178,13 @@ def load_config(path: str | Path) -> LoadedConfig:
     loaded = parse_config(data, str(p), base_dir=base_dir)
     loaded.base_dir = base_dir
     loaded.warnings[:0] = loader.duplicates
+    written = written_secrets(data)
+    if written:
+        loaded.warnings.append(
+            f"secrets written into the file ({', '.join(written)}): take them from the environment "
+            "instead (api_key: ${OPENAI_API_KEY}, with a .env file for development), so the file "
+            "can be shared and committed without them"
+        )
     return loaded
 
 

@@ -93,6 +93,34 @@ def plain_secrets(node: Any) -> set[str]:
     return found
 
 
+_WRITTEN = ("api_key", "token", "password", "pass")
+"""Keys whose value is a secret wherever they appear (``api_keys`` holds a list of them)."""
+
+
+def written_secrets(data: Any, where: str = "") -> list[str]:
+    """Key paths of secrets written into the file itself rather than taken from ``${VAR}``: the
+    seed's "Bad - Hardcoded secret" (a file gets copied, committed and shared; the environment
+    does not). *data* is the file as parsed, before expansion."""
+    found: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            path = f"{where}.{key}" if where else str(key)
+            if key in _WRITTEN and _written(value):
+                found.append(path)
+            elif key == "api_keys" and isinstance(value, list):
+                found += [f"{path}[{i}]" for i, item in enumerate(value) if _written(item)]
+            else:
+                found += written_secrets(value, path)
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            found += written_secrets(item, f"{where}[{i}]")
+    return found
+
+
+def _written(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip()) and "${" not in value
+
+
 def _scalar(value: Any) -> bool:
     return isinstance(value, str | int | float) and not isinstance(value, bool) and str(value) != ""
 
