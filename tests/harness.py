@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 import uvicorn
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -107,6 +108,21 @@ def hector_in_thread(
         if leftover:
             loop.run_until_complete(asyncio.gather(*leftover, return_exceptions=True))
         loop.close()
+
+
+@contextlib.asynccontextmanager
+async def postgres_or_skip() -> AsyncIterator[str]:
+    """``fresh_postgres_database``; the test is skipped when PostgreSQL cannot be reached, except
+    under CI, where that is a failure."""
+    stack = contextlib.AsyncExitStack()
+    try:
+        url = await stack.enter_async_context(fresh_postgres_database())
+    except OSError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL not reachable at 127.0.0.1:5432: {exc}")
+    async with stack:
+        yield url
 
 
 @contextlib.asynccontextmanager

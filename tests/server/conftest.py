@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from tests.harness import fresh_postgres_database
+from tests.harness import postgres_or_skip
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -15,10 +14,5 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, Any]]
     if request.param == "sqlite":
         yield {"backend": "sql"}
         return
-    try:
-        async with fresh_postgres_database() as url:
-            yield {"backend": "sql", "url": url}
-    except OSError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL not reachable at 127.0.0.1:5432: {exc}")
+    async with postgres_or_skip() as url:
+        yield {"backend": "sql", "url": url}

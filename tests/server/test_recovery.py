@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 from a2a.helpers.proto_helpers import get_text_parts
 from a2a.server.context import ServerCallContext
@@ -35,7 +34,7 @@ from hector.stores.checkpoints import Checkpoint
 from hector.stores.db import create_engine, migrate, sqlite_url
 from hector.stores.leases import INTERRUPTED, INTERRUPTED_TOOL, TaskLeases
 from hector.stores.tasks import LeanDatabaseTaskStore
-from tests.harness import fresh_postgres_database, running_hector
+from tests.harness import postgres_or_skip, running_hector
 from tests.llm_server import ScriptedCall, ScriptedLLMServer
 from tests.server.test_a2a import Gate, client_for, final_text, request
 from tests.server.test_llm_e2e import event_types, llm_config
@@ -358,13 +357,8 @@ async def test_sigkill_one_replica_another_continues_its_task(
 ) -> None:
     """Two `hector serve` on one PostgreSQL and Redis: A dies mid-task, B takes the task over, and a
     client following it on B sees it through."""
-    try:
-        async with fresh_postgres_database() as db:
-            await _replica_takeover(tmp_path, llm_server, db)
-    except OSError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    async with postgres_or_skip() as db:
+        await _replica_takeover(tmp_path, llm_server, db)
 
 
 async def _replica_takeover(tmp_path: Path, llm_server: ScriptedLLMServer, db: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -24,20 +23,9 @@ from a2a.types.a2a_pb2 import (
 from a2a.utils.errors import TaskNotCancelableError
 
 from hector.tools import Tool
-from tests.harness import fresh_postgres_database, running_hector
+from tests.harness import running_hector
 from tests.server.test_a2a import Gate, client_for, final_text, request
 from tests.server.test_approval import Deployments, answer, paused
-
-
-@pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
-    try:
-        async with fresh_postgres_database() as url:
-            yield url
-    except OSError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
 
 
 @contextlib.asynccontextmanager

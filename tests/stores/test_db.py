@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
-
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hector.stores import db
-from tests.harness import fresh_postgres_database
-
-
-@pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
-    try:
-        async with fresh_postgres_database() as url:
-            yield url
-    except OSError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL not reachable at 127.0.0.1:5432: {exc}")
 
 
 async def _pool_a_connection_then_kill_it(engine: AsyncEngine, url: str) -> None:
