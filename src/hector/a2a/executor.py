@@ -26,6 +26,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from a2a.auth.user import User
 from a2a.helpers.proto_helpers import get_message_text
 from a2a.server.agent_execution import AgentExecutor, RequestContext
 from a2a.server.context import ServerCallContext
@@ -48,6 +49,22 @@ from hector.stores.quotas import QuotaExceeded
 from hector.stores.sessions import SessionAccessError
 
 log = logging.getLogger("hector.a2a")
+
+
+class SubjectUser(User):
+    """An authenticated subject as a2a-sdk's call context (and so the task store) sees it: the
+    caller of a gRPC call, or the owner a taken-over task goes on acting as."""
+
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+
+    @property
+    def is_authenticated(self) -> bool:
+        return True
+
+    @property
+    def user_name(self) -> str:
+        return self.subject
 
 
 def user_of(call_context: ServerCallContext | None) -> str:

@@ -23,7 +23,6 @@ import functools
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
-from a2a.auth.user import User
 from a2a.server.agent_execution import RequestContext
 from a2a.server.agent_execution.active_task import TERMINAL_TASK_STATES
 from a2a.server.context import ServerCallContext
@@ -33,28 +32,13 @@ from a2a.server.request_handlers.request_handler import validate, validate_reque
 from a2a.types.a2a_pb2 import AgentCard, SubscribeToTaskRequest, TaskState
 from a2a.utils.errors import TaskNotFoundError, UnsupportedOperationError
 
-from hector.a2a.executor import TAKEOVER, HectorAgentExecutor
+from hector.a2a.executor import TAKEOVER, HectorAgentExecutor, SubjectUser
 from hector.a2a.relay import RedisTaskEvents
 from hector.agent import Agent
 from hector.observability import retrieval as telemetry
 from hector.runtime import AgentEntry
 from hector.stores.checkpoints import Checkpoint
 from hector.stores.leases import TakeoverDeclined
-
-
-class _Owner(User):
-    """The user who started the task: the continued run acts, and is stored, as theirs."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    @property
-    def is_authenticated(self) -> bool:
-        return True
-
-    @property
-    def user_name(self) -> str:
-        return self._name
 
 
 class _Handler(DefaultRequestHandler):
@@ -103,7 +87,7 @@ def build_handler(entry: AgentEntry, card: AgentCard) -> DefaultRequestHandler:
 
 async def resume(handler: DefaultRequestHandler, checkpoint: Checkpoint) -> None:
     """Start the checkpointed task again here; returns once it runs."""
-    context = ServerCallContext(user=_Owner(checkpoint.owner), state={TAKEOVER: checkpoint})
+    context = ServerCallContext(user=SubjectUser(checkpoint.owner), state={TAKEOVER: checkpoint})
     # The registry is the SDK's record of the tasks running here (private, but the only way to
     # run a task without a client message and still serve SubscribeToTask for it).
     registry = handler._active_task_registry

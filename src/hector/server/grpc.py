@@ -29,7 +29,7 @@ from urllib.parse import unquote
 
 import grpc
 import grpc.aio
-from a2a.auth.user import UnauthenticatedUser, User
+from a2a.auth.user import UnauthenticatedUser
 from a2a.compat.v0_3 import a2a_v0_3_pb2_grpc
 from a2a.compat.v0_3.grpc_handler import CompatGrpcHandler
 from a2a.extensions.common import HTTP_EXTENSION_HEADER, get_requested_extensions
@@ -39,6 +39,7 @@ from a2a.types import a2a_pb2_grpc
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
+from hector.a2a.executor import SubjectUser
 from hector.config.schema import AuthConfig, RateLimitConfig, ServerConfig
 from hector.errors import ConfigError
 from hector.observability import activate, count_auth_failure, count_rate_limited
@@ -62,21 +63,6 @@ class GrpcAgent:
     visibility: str
 
 
-class _Caller(User):
-    """The authenticated principal, as a2a-sdk's call context (and so the task store) sees it."""
-
-    def __init__(self, principal: Principal) -> None:
-        self.principal = principal
-
-    @property
-    def is_authenticated(self) -> bool:
-        return True
-
-    @property
-    def user_name(self) -> str:
-        return self.principal.subject
-
-
 class _ContextBuilder(GrpcServerCallContextBuilder):
     """The SDK's call context for one admitted call. Unlike the SDK's default builder it keeps
     no reference to the gRPC context, whose metadata holds the credentials."""
@@ -87,7 +73,7 @@ class _ContextBuilder(GrpcServerCallContextBuilder):
     def build(self, context: grpc.aio.ServicerContext[Any, Any]) -> ServerCallContext:
         extensions = [v for k, v in _metadata_pairs(context) if k == HTTP_EXTENSION_HEADER.lower()]
         return ServerCallContext(
-            user=_Caller(self.principal) if self.principal is not None else UnauthenticatedUser(),
+            user=SubjectUser(self.principal.subject) if self.principal is not None else UnauthenticatedUser(),
             requested_extensions=get_requested_extensions(extensions),
         )
 
