@@ -4,7 +4,7 @@ Secret fields are ``SecretStr``. A few plain values can carry a secret too: a UR
 (a pgvector ``url`` such as ``postgresql://user:pass@db/vectors``, an LLM ``host``, an agent
 ``url``) or a secret-named query parameter (``?api_key=…``), and the free-form maps whose entries
 the user names: an MCP server's ``env`` (``GITHUB_TOKEN: …``) and an API endpoint's ``params``.
-``printable`` masks them all; ``plain_secrets`` hands them to the log filter.
+``printable`` masks them all; ``config_secrets`` hands them to the log filter.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 MASK = "**********"
 """As pydantic shows a ``SecretStr``."""
@@ -73,23 +73,25 @@ def secrets_in_text(text: str) -> list[str]:
     return found
 
 
-def plain_secrets(node: Any) -> set[str]:
-    """Every secret in a plain string of a configuration tree (``SecretStr`` values excluded)."""
+def config_secrets(node: Any) -> set[str]:
+    """Every secret of a configuration tree: ``SecretStr`` values and those inside plain strings."""
     found: set[str] = set()
-    if isinstance(node, str):
+    if isinstance(node, SecretStr):
+        found.add(node.get_secret_value())
+    elif isinstance(node, str):
         found.update(secrets_in_text(node))
     elif isinstance(node, BaseModel):
         for name in type(node).model_fields:
             value = getattr(node, name)
             if name in NAMED_VALUE_MAPS and isinstance(value, dict):
                 found.update(str(v) for k, v in value.items() if secret_name(str(k)) and _scalar(v))
-            found |= plain_secrets(value)
+            found |= config_secrets(value)
     elif isinstance(node, dict):
         for value in node.values():
-            found |= plain_secrets(value)
+            found |= config_secrets(value)
     elif isinstance(node, list | tuple):
         for value in node:
-            found |= plain_secrets(value)
+            found |= config_secrets(value)
     return found
 
 

@@ -5,36 +5,17 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pydantic import BaseModel, SecretStr
-
-from hector.config.secrets import plain_secrets
+from hector.config.secrets import config_secrets
 
 MASK = "[REDACTED]"
 MIN_SECRET_LENGTH = 6  # shorter values would mask ordinary words
 
 
 def collect_secrets(node: Any) -> set[str]:
-    """Every secret of a configuration tree: ``SecretStr`` values, and those of plain strings
-    (URL passwords, secret-named ``env``/``params`` entries; see ``hector.config.secrets``)."""
-    return _secret_strs(node) | {s for s in plain_secrets(node) if len(s) >= MIN_SECRET_LENGTH}
-
-
-def _secret_strs(node: Any) -> set[str]:
-    found: set[str] = set()
-    if isinstance(node, SecretStr):
-        value = node.get_secret_value()
-        if len(value) >= MIN_SECRET_LENGTH:
-            found.add(value)
-    elif isinstance(node, BaseModel):
-        for name in type(node).model_fields:
-            found |= _secret_strs(getattr(node, name))
-    elif isinstance(node, dict):
-        for value in node.values():
-            found |= _secret_strs(value)
-    elif isinstance(node, list | tuple):
-        for value in node:
-            found |= _secret_strs(value)
-    return found
+    """Every secret of a configuration tree long enough to mask: ``SecretStr`` values, and those of
+    plain strings (URL passwords, secret-named ``env``/``params`` entries; see
+    ``hector.config.secrets``)."""
+    return {s for s in config_secrets(node) if len(s) >= MIN_SECRET_LENGTH}
 
 
 class RedactingFilter(logging.Filter):
